@@ -1,0 +1,140 @@
+//! Journal events: everything that changes engine state, and their binary form.
+//!
+//! The journal stores these bytes; the engine is a pure function of them. The
+//! first byte is a format version so that later releases can still read old
+//! journals.
+
+use crate::ids::{Cell, Digits, Plmn, TimeZone};
+use crate::inventory::{DeviceRecord, Group, Lifecycle, Tenant};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// Current event encoding version.
+const FORMAT_V1: u8 = 1;
+
+/// RFC 2866 Acct-Status-Type values the engine distinguishes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum AcctStatus {
+    Start,
+    Interim,
+    Stop,
+}
+
+impl AcctStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcctStatus::Start => "start",
+            AcctStatus::Interim => "interim",
+            AcctStatus::Stop => "stop",
+        }
+    }
+}
+
+/// One accounting record as the engine needs it, already validated by the
+/// RADIUS adapter. Counters are cumulative for the session, gigawords folded in.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct AcctRecord {
+    /// Event time, Unix ms: Event-Timestamp minus Acct-Delay-Time when the
+    /// NAS sent it, else the time the server received the packet.
+    pub time: i64,
+    /// When the server received it (Unix ms), kept for latency and audit.
+    pub received: i64,
+    /// The configured name of the RADIUS client (NAS) that sent it.
+    pub nas: String,
+    pub status: AcctStatus,
+    pub session_id: String,
+    pub imsi: Digits,
+    pub imeisv: Option<Digits>,
+    /// Calling-Station-Id, when it is an MSISDN.
+    pub msisdn: Option<Digits>,
+    /// Called-Station-Id: the APN.
+    pub apn: Option<String>,
+    pub framed_ip: Option<Ipv4Addr>,
+    /// Octets from the device (Acct-Input-Octets + gigawords).
+    pub up_octets: u64,
+    /// Octets to the device (Acct-Output-Octets + gigawords).
+    pub down_octets: u64,
+    pub up_packets: u64,
+    pub down_packets: u64,
+    pub session_time: Option<u32>,
+    pub terminate_cause: Option<u32>,
+    pub interim_interval: Option<u32>,
+    pub charging_id: Option<u32>,
+    /// 3GPP-SGSN-MCC-MNC: the serving (visited or home) network.
+    pub network: Option<Plmn>,
+    /// 3GPP-RAT-Type.
+    pub rat: Option<u8>,
+    pub cell: Option<Cell>,
+    pub time_zone: Option<TimeZone>,
+}
+
+/// Accounting-On / Accounting-Off: the NAS (re)started or is going down, so
+/// every session it held is gone.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct NasReset {
+    pub time: i64,
+    pub nas: String,
+    /// true for Accounting-On, false for Accounting-Off.
+    pub on: bool,
+}
+
+/// Everything the journal records.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub enum Event {
+    Accounting(AcctRecord),
+    NasReset(NasReset),
+    /// Wall-clock tick written by the server so that deadlines fire when no
+    /// traffic arrives. Time only moves forward: an older tick changes nothing.
+    Tick {
+        time: i64,
+    },
+    UpsertTenant(Tenant),
+    UpsertGroup(Group),
+    UpsertDevices(Vec<DeviceRecord>),
+    /// A person or a rule changed a device's lifecycle state.
+    SetLifecycle {
+        time: i64,
+        imsi: Digits,
+        state: Lifecycle,
+        actor: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventCodecError {
+    #[error("event encoding version {0} is not supported by this build")]
+    Version(u8),
+    #[error("empty event record")]
+    Empty,
+    #[error("event record is corrupt: {0}")]
+    Corrupt(#[from] postcard::Error),
+}
+
+impl Event {
+    /// Appends the encoded event to `buf` (which may already hold other data).
+    pub fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), EventCodecError> {
+        buf.push(FORMAT_V1);
+        let taken = std::mem::take(buf);
+        *buf = postcard::to_extend(self, taken)?;
+        Ok(())
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Event, EventCodecError> {
+        match bytes.split_first() {
+            None => Err(EventCodecError::Empty),
+            Some((&FORMAT_V1, rest)) => Ok(postcard::from_bytes(rest)?),
+            Some((&v, _)) => Err(EventCodecError::Version(v)),
+        }
+    }
+
+    /// Event time, if the event has one.
+    pub fn time(&self) -> Option<i64> {
+        match self {
+            Event::Accounting(r) => Some(r.time),
+            Event::NasReset(r) => Some(r.time),
+            Event::Tick { time } | Event::SetLifecycle { time, .. } => Some(*time),
+            Event::UpsertTenant(_) | Event::UpsertGroup(_) | Event::UpsertDevices(_) => None,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! simguard's deterministic engine.
+//!
+//! Journal events go in ([`Event`]), per-device state and [`Output`]s come
+//! out. No I/O, no clocks, no randomness: time comes from the events, so the
+//! same journal always yields the same state, which is what recovery
+//! (snapshot + replay), backtests and tests rely on.
+
+pub mod device;
+pub mod engine;
+pub mod event;
+pub mod ids;
+pub mod inventory;
+pub mod mcc;
+pub mod time;
+
+pub use device::{Device, OfflineReason, Session};
+pub use engine::{Engine, EngineError, EngineOptions, EngineStats};
+pub use event::{AcctRecord, AcctStatus, Event, NasReset};
+pub use ids::{Cell, CellKind, Digits, Plmn, TimeZone};
+pub use inventory::{DeclaredProfile, DeviceRecord, Group, Lifecycle, Tenant};
+
+/// What applying an event produced, for the adapters: the store rolls up
+/// usage, metrics count, and later issues turn these into findings and actions.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Output {
+    /// Octets to add to a device's hourly usage.
+    Usage {
+        imsi: Digits,
+        /// Start of the hour, Unix ms.
+        hour: i64,
+        up: u64,
+        down: u64,
+    },
+    /// An IMSI not in the inventory was seen for the first time.
+    Unprovisioned { imsi: Digits, time: i64 },
+    CameOnline { imsi: Digits, time: i64 },
+    WentOffline {
+        imsi: Digits,
+        time: i64,
+        reason: OfflineReason,
+    },
+    /// The inventory record of a device was created or changed.
+    DeviceChanged { imsi: Digits },
+    LifecycleChanged {
+        imsi: Digits,
+        time: i64,
+        from: Lifecycle,
+        to: Lifecycle,
+        actor: String,
+        reason: String,
+    },
+}

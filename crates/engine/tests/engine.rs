@@ -1,0 +1,355 @@
+//! Engine behaviour: usage counted once whatever the order, liveness by
+//! deadline, inventory, and determinism of replay (property tests).
+
+use proptest::prelude::*;
+use simguard_engine::*;
+
+fn imsi(n: u64) -> Digits {
+    Digits::parse(&format!("9017000000{n:05}")).unwrap()
+}
+
+fn rec(imsi_n: u64, status: AcctStatus, session: &str, time: i64, up: u64, down: u64) -> Event {
+    Event::Accounting(AcctRecord {
+        time,
+        received: time,
+        nas: "pgw-1".into(),
+        status,
+        session_id: session.into(),
+        imsi: imsi(imsi_n),
+        imeisv: Digits::parse("3520990017614823"),
+        msisdn: None,
+        apn: Some("iot.simguard".into()),
+        framed_ip: Some(std::net::Ipv4Addr::new(10, 45, 0, (imsi_n % 250) as u8)),
+        up_octets: up,
+        down_octets: down,
+        up_packets: up / 100,
+        down_packets: down / 100,
+        session_time: None,
+        terminate_cause: None,
+        interim_interval: Some(300),
+        charging_id: Some(7),
+        network: Plmn::parse("26201"),
+        rat: Some(8),
+        cell: None,
+        time_zone: None,
+    })
+}
+
+fn run(events: &[Event]) -> (Engine, Vec<Output>) {
+    let mut e = Engine::new(EngineOptions::default());
+    let mut out = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        e.apply(i as u64 + 1, ev, &mut out);
+    }
+    (e, out)
+}
+
+const T0: i64 = 1_790_000_000_000;
+
+#[test]
+fn usage_counts_once_across_retransmits_and_reordering() {
+    use AcctStatus::*;
+    let start = rec(1, Start, "s1", T0, 0, 0);
+    let i1 = rec(1, Interim, "s1", T0 + 300_000, 1000, 5000);
+    let i2 = rec(1, Interim, "s1", T0 + 600_000, 2500, 9000);
+    let stop = rec(1, Stop, "s1", T0 + 700_000, 3000, 10_000);
+    let orders: Vec<Vec<&Event>> = vec![
+        vec![&start, &i1, &i2, &stop],
+        vec![&start, &i1, &i1, &i2, &i2, &stop, &stop],
+        vec![&stop, &i2, &i1, &start],
+        vec![&i2, &start, &stop, &i1],
+        vec![&i1, &stop, &start, &i2, &stop],
+    ];
+    for order in orders {
+        let events: Vec<Event> = order.into_iter().cloned().collect();
+        let (e, _) = run(&events);
+        let d = e.device(imsi(1)).unwrap();
+        assert_eq!(d.usage.total_up, 3000, "order {events:?}");
+        assert_eq!(d.usage.total_down, 10_000);
+        assert!(d.sessions.is_empty(), "a stopped session never reopens");
+    }
+}
+
+#[test]
+fn gigaword_sized_counters_are_exact() {
+    use AcctStatus::*;
+    let big = (2u64 << 32) + 5;
+    let (e, out) = run(&[
+        rec(1, Start, "s", T0, 0, 0),
+        rec(1, Interim, "s", T0 + 1000, big, 1),
+    ]);
+    assert_eq!(e.device(imsi(1)).unwrap().usage.total_up, 8_589_934_597);
+    let hourly: u64 = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Usage { up, .. } => Some(*up),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(hourly, 8_589_934_597);
+}
+
+#[test]
+fn interim_without_start_counts_from_session_begin() {
+    let (e, _) = run(&[rec(2, AcctStatus::Interim, "s", T0, 700, 800)]);
+    let d = e.device(imsi(2)).unwrap();
+    assert_eq!((d.usage.total_up, d.usage.total_down), (700, 800));
+    assert_eq!(d.sessions.len(), 1);
+}
+
+#[test]
+fn unknown_imsi_is_registered_unprovisioned_and_reported() {
+    let (e, out) = run(&[rec(3, AcctStatus::Start, "s", T0, 0, 0)]);
+    let d = e.device(imsi(3)).unwrap();
+    assert!(d.provisioning.is_none());
+    assert_eq!(e.stats().unprovisioned_seen, 1);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Unprovisioned { imsi: i, .. } if *i == imsi(3))));
+}
+
+#[test]
+fn provisioned_device_keeps_inventory_and_is_not_unprovisioned() {
+    let dev = DeviceRecord {
+        imsi: imsi(4),
+        iccid: Some("8949017000000000042".into()),
+        msisdn: Digits::parse("491700000004"),
+        bound_imei: Digits::parse("35209900176148"),
+        tenant: "acme".into(),
+        group: "acme-meters".into(),
+        lifecycle: Lifecycle::Active,
+        label: None,
+    };
+    let (e, out) = run(&[
+        Event::UpsertDevices(vec![dev]),
+        rec(4, AcctStatus::Start, "s", T0, 0, 0),
+    ]);
+    assert_eq!(e.stats().unprovisioned_seen, 0);
+    assert!(!out.iter().any(|o| matches!(o, Output::Unprovisioned { .. })));
+    assert_eq!(e.lifecycle(imsi(4)), Some(Lifecycle::Active));
+    assert!(e.group("acme-meters").is_some(), "group created on first use");
+    assert!(e.tenant("acme").is_some());
+}
+
+#[test]
+fn device_goes_offline_at_interim_deadline_not_before() {
+    use AcctStatus::*;
+    // Interim interval 300 s, 2 missed + 30 s grace => deadline start + 630 s.
+    let mut events = vec![rec(5, Start, "s", T0, 0, 0)];
+    events.push(Event::Tick {
+        time: T0 + 629_000,
+    });
+    let (e, out) = run(&events);
+    assert!(e.device(imsi(5)).unwrap().is_online(e.clock()));
+    assert!(!out.iter().any(|o| matches!(o, Output::WentOffline { .. })));
+
+    events.push(Event::Tick {
+        time: T0 + 630_000,
+    });
+    let (e, out) = run(&events);
+    let d = e.device(imsi(5)).unwrap();
+    assert!(!d.is_online(e.clock()));
+    assert_eq!(d.offline_reason, OfflineReason::InterimTimeout);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::WentOffline { reason: OfflineReason::InterimTimeout, time, .. } if *time == T0 + 630_000
+    )));
+
+    // A late interim brings it back.
+    events.push(rec(5, Interim, "s", T0 + 640_000, 10, 10));
+    let (e, out) = run(&events);
+    assert!(e.device(imsi(5)).unwrap().is_online(e.clock()));
+    assert!(matches!(out.last(), Some(Output::CameOnline { .. })) || out.iter().rev().take(3).any(|o| matches!(o, Output::CameOnline { .. })));
+}
+
+#[test]
+fn interims_extend_the_deadline() {
+    use AcctStatus::*;
+    let (e, out) = run(&[
+        rec(6, Start, "s", T0, 0, 0),
+        rec(6, Interim, "s", T0 + 300_000, 1, 1),
+        rec(6, Interim, "s", T0 + 600_000, 2, 2),
+        Event::Tick {
+            time: T0 + 900_000,
+        },
+    ]);
+    assert!(e.device(imsi(6)).unwrap().is_online(e.clock()));
+    assert!(!out.iter().any(|o| matches!(o, Output::WentOffline { .. })));
+}
+
+#[test]
+fn accounting_off_closes_the_nas_sessions() {
+    let (e, out) = run(&[
+        rec(7, AcctStatus::Start, "s", T0, 0, 0),
+        Event::NasReset(NasReset {
+            time: T0 + 10,
+            nas: "pgw-1".into(),
+            on: false,
+        }),
+    ]);
+    let d = e.device(imsi(7)).unwrap();
+    assert!(d.sessions.is_empty());
+    assert_eq!(d.offline_reason, OfflineReason::NasReset);
+    assert!(out.iter().any(|o| matches!(o, Output::WentOffline { reason: OfflineReason::NasReset, .. })));
+}
+
+#[test]
+fn older_record_does_not_move_the_device_back() {
+    use AcctStatus::*;
+    let mut newer = rec(8, Interim, "s", T0 + 1000, 1, 1);
+    if let Event::Accounting(r) = &mut newer {
+        r.network = Plmn::parse("20408");
+    }
+    let older = rec(8, Interim, "s", T0, 0, 0);
+    let (e, _) = run(&[newer, older]);
+    assert_eq!(e.device(imsi(8)).unwrap().network, Plmn::parse("20408"));
+}
+
+#[test]
+fn usage_period_rolls_over_by_calendar_month() {
+    use AcctStatus::*;
+    let jan = time::parse_rfc3339("2026-01-31T23:00:00Z").unwrap();
+    let feb = time::parse_rfc3339("2026-02-01T01:00:00Z").unwrap();
+    let (e, _) = run(&[
+        rec(9, Start, "s", jan, 0, 0),
+        rec(9, Interim, "s", jan + 1000, 100, 0),
+        rec(9, Interim, "s", feb, 150, 0),
+    ]);
+    let u = e.device(imsi(9)).unwrap().usage;
+    assert_eq!(u.period, time::month_index(feb));
+    assert_eq!(u.period_up, 50);
+    assert_eq!(u.total_up, 150);
+}
+
+#[test]
+fn list_devices_pages_in_imsi_order_across_partitions() {
+    let events: Vec<Event> = (0..200)
+        .map(|n| rec(n, AcctStatus::Start, "s", T0 + n as i64, 0, 0))
+        .collect();
+    let (e, _) = run(&events);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = e.list_devices(after, 37, |_| true);
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().unwrap().imsi);
+        seen.extend(page.iter().map(|d| d.imsi));
+    }
+    let want: Vec<Digits> = (0..200).map(imsi).collect();
+    assert_eq!(seen, want);
+    let odd = e.list_devices(None, 1000, |d| d.imsi.value() % 2 == 1);
+    assert_eq!(odd.len(), 100);
+}
+
+#[test]
+fn snapshot_rejects_garbage_and_other_versions() {
+    assert!(matches!(
+        Engine::decode_snapshot(b"nope"),
+        Err(EngineError::NotASnapshot)
+    ));
+    assert!(matches!(
+        Engine::decode_snapshot(b"SGS9abc"),
+        Err(EngineError::SnapshotVersion(b'9'))
+    ));
+}
+
+#[test]
+fn events_round_trip_through_their_binary_form() {
+    let ev = rec(1, AcctStatus::Stop, "sess-1", T0, 1 << 40, 3);
+    let mut buf = vec![0xAA];
+    ev.encode_into(&mut buf).unwrap();
+    assert_eq!(Event::decode(&buf[1..]).unwrap(), ev);
+    assert!(Event::decode(&[]).is_err());
+    assert!(Event::decode(&[9, 1, 2]).is_err());
+}
+
+// ---- property tests ----
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    let acct = (
+        0u64..6,
+        0u8..3,
+        0u8..3,
+        0i64..4_000_000,
+        0u64..10_000,
+        0u64..10_000,
+    )
+        .prop_map(|(i, st, sess, dt, up, down)| {
+            let status = [AcctStatus::Start, AcctStatus::Interim, AcctStatus::Stop][st as usize];
+            rec(i, status, &format!("s{sess}"), T0 + dt, up, down)
+        });
+    let tick = (0i64..5_000_000).prop_map(|dt| Event::Tick { time: T0 + dt });
+    let upsert = (0u64..6, 0u8..2).prop_map(|(i, l)| {
+        Event::UpsertDevices(vec![DeviceRecord {
+            imsi: imsi(i),
+            iccid: None,
+            msisdn: None,
+            bound_imei: None,
+            tenant: "t".into(),
+            group: format!("g{l}"),
+            lifecycle: if l == 0 { Lifecycle::Active } else { Lifecycle::Blocked },
+            label: None,
+        }])
+    });
+    let reset = (0i64..4_000_000).prop_map(|dt| {
+        Event::NasReset(NasReset {
+            time: T0 + dt,
+            nas: "pgw-1".into(),
+            on: true,
+        })
+    });
+    prop_oneof![6 => acct, 2 => tick, 1 => upsert, 1 => reset]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The same journal gives identical state and outputs; so does a snapshot
+    /// taken anywhere, restored, and followed by a replay that overlaps it.
+    #[test]
+    fn replay_is_deterministic(events in prop::collection::vec(arb_event(), 1..120), cut in 0usize..120, overlap in 0usize..10) {
+        let cut = cut.min(events.len());
+        let (a, out_a) = run(&events);
+        let (a2, out_a2) = run(&events);
+        prop_assert_eq!(a.encode_snapshot().unwrap(), a2.encode_snapshot().unwrap());
+        prop_assert_eq!(&out_a, &out_a2);
+
+        // Snapshot at `cut`, restore, replay from `cut - overlap` (already-applied
+        // records must be ignored).
+        let (b, out_head) = run(&events[..cut]);
+        let mut b = Engine::decode_snapshot(&b.encode_snapshot().unwrap()).unwrap();
+        let mut out_tail = Vec::new();
+        for (i, ev) in events.iter().enumerate().skip(cut.saturating_sub(overlap)) {
+            b.apply(i as u64 + 1, ev, &mut out_tail);
+        }
+        prop_assert_eq!(a.encode_snapshot().unwrap(), b.encode_snapshot().unwrap());
+        let mut joined = out_head;
+        joined.extend(out_tail);
+        prop_assert_eq!(out_a, joined);
+    }
+
+    /// Whatever the order and repetition of a session's records, usage equals
+    /// the highest cumulative counters.
+    #[test]
+    fn usage_is_order_independent(
+        counters in prop::collection::vec((0u64..1_000_000, 0u64..1_000_000), 1..6),
+        order in prop::collection::vec(0usize..100, 1..20),
+    ) {
+        let mut sorted = counters.clone();
+        sorted.sort();
+        // Cumulative: make both counters non-decreasing along the session.
+        let mut up = 0; let mut down = 0;
+        let records: Vec<Event> = sorted.iter().enumerate().map(|(k, (u, d))| {
+            up = up.max(*u); down = down.max(*d);
+            let status = if k == 0 { AcctStatus::Start } else if k + 1 == sorted.len() { AcctStatus::Stop } else { AcctStatus::Interim };
+            rec(1, status, "s", T0 + k as i64 * 1000, up, down)
+        }).collect();
+        let mut events: Vec<Event> = order.iter().map(|&i| records[i % records.len()].clone()).collect();
+        events.extend(records.iter().cloned()); // every record arrives at least once
+        let (e, _) = run(&events);
+        let u = e.device(imsi(1)).unwrap().usage;
+        prop_assert_eq!((u.total_up, u.total_down), (up, down));
+    }
+}
