@@ -1,0 +1,449 @@
+//! The embedded store (SQLite): what must outlive the process besides the
+//! journal, and what people query by time.
+//!
+//! - inventory (tenants, groups, devices), materialised from engine outputs;
+//! - usage rolled up per device and hour;
+//! - engine snapshots (files, indexed here);
+//! - API keys.
+//!
+//! Writes come from one sink thread in batches, each batch one transaction
+//! that also records the journal sequence it covers (`applied_seq`). A replay
+//! after a crash skips what the store already has, so roll-ups are counted
+//! exactly once.
+
+mod migrations;
+pub mod snapshots;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use simguard_engine::{DeclaredProfile, Digits, Group, Lifecycle, Tenant};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store {path} has schema version {found}, newer than this build understands ({known}); upgrade simguard")]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("snapshot {path}: {source}")]
+    SnapshotIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One device's inventory row, as written from engine state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub imsi: Digits,
+    pub iccid: Option<String>,
+    pub msisdn: Option<Digits>,
+    pub bound_imei: Option<Digits>,
+    pub tenant: String,
+    pub group: String,
+    pub lifecycle: Lifecycle,
+    pub label: Option<String>,
+}
+
+/// Everything one sink flush writes, in one transaction.
+#[derive(Default, Debug)]
+pub struct StoreBatch {
+    /// Highest journal sequence whose effects this batch completes.
+    pub seq: u64,
+    /// (IMSI, hour start ms) -> (up, down) octets to add.
+    pub usage: HashMap<(Digits, i64), (u64, u64)>,
+    pub devices: Vec<DeviceRow>,
+    pub tenants: Vec<Tenant>,
+    pub groups: Vec<Group>,
+}
+
+impl StoreBatch {
+    pub fn is_empty(&self) -> bool {
+        self.usage.is_empty()
+            && self.devices.is_empty()
+            && self.tenants.is_empty()
+            && self.groups.is_empty()
+    }
+
+    pub fn add_usage(&mut self, imsi: Digits, hour: i64, up: u64, down: u64) {
+        let e = self.usage.entry((imsi, hour)).or_default();
+        e.0 += up;
+        e.1 += down;
+    }
+}
+
+/// One hour of a device's usage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct UsagePoint {
+    /// Start of the hour, Unix ms.
+    pub hour: i64,
+    pub up: u64,
+    pub down: u64,
+}
+
+/// Roles of API keys and users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Operator,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// An API key as the authenticator sees it (the secret itself is never stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// None = operator-wide (sees every tenant).
+    pub tenant: Option<String>,
+}
+
+/// SHA-256 of a bearer token: keys are looked up by hash so a store leak does
+/// not leak usable tokens.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let map = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(map)?;
+        // WAL: readers (the API) never block the sink's writes. NORMAL is
+        // durable enough here because the journal, not SQLite, is the record
+        // of truth: anything lost is rebuilt by replay past `applied_seq`.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(map)?;
+        migrations::migrate(&mut conn, &path)?;
+        Ok(Store { conn, path })
+    }
+
+    /// A read-only connection for query handlers.
+    pub fn open_reader(path: impl AsRef<Path>) -> Result<StoreReader> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(StoreReader { conn, path })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The journal sequence up to which the store is complete.
+    pub fn applied_seq(&self) -> Result<u64> {
+        meta_u64(&self.conn, "applied_seq").map_err(self.err())
+    }
+
+    /// Writes a batch and its sequence atomically. Batches at or below
+    /// `applied_seq` were already written (a replay) and are skipped whole.
+    pub fn apply(&mut self, batch: &StoreBatch) -> Result<bool> {
+        if batch.seq <= self.applied_seq()? {
+            return Ok(false);
+        }
+        let path = self.path.clone();
+        let map = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(map)?;
+        {
+            let mut t = tx
+                .prepare_cached("INSERT INTO tenants(id, name) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET name = excluded.name")
+                .map_err(map)?;
+            for x in &batch.tenants {
+                t.execute(params![x.id, x.name]).map_err(map)?;
+            }
+            let mut g = tx
+                .prepare_cached("INSERT INTO device_groups(id, tenant, name, profile) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE SET tenant = excluded.tenant, name = excluded.name, profile = excluded.profile")
+                .map_err(map)?;
+            for x in &batch.groups {
+                let profile = serde_json::to_string(&ProfileJson::from(&x.profile))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                g.execute(params![x.id, x.tenant, x.name, profile])
+                    .map_err(map)?;
+            }
+            let mut d = tx
+                .prepare_cached(
+                    "INSERT INTO devices(imsi, iccid, msisdn, bound_imei, tenant, group_id, lifecycle, label)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(imsi) DO UPDATE SET iccid = excluded.iccid, msisdn = excluded.msisdn,
+                       bound_imei = excluded.bound_imei, tenant = excluded.tenant, group_id = excluded.group_id,
+                       lifecycle = excluded.lifecycle, label = excluded.label",
+                )
+                .map_err(map)?;
+            for x in &batch.devices {
+                d.execute(params![
+                    x.imsi.to_string(),
+                    x.iccid,
+                    x.msisdn.map(|m| m.to_string()),
+                    x.bound_imei.map(|m| m.to_string()),
+                    x.tenant,
+                    x.group,
+                    x.lifecycle.as_str(),
+                    x.label
+                ])
+                .map_err(map)?;
+            }
+            let mut u = tx
+                .prepare_cached(
+                    "INSERT INTO usage_hourly(imsi, hour, up, down) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(imsi, hour) DO UPDATE SET up = up + excluded.up, down = down + excluded.down",
+                )
+                .map_err(map)?;
+            for ((imsi, hour), (up, down)) in &batch.usage {
+                u.execute(params![imsi.packed() as i64, hour, *up as i64, *down as i64])
+                    .map_err(map)?;
+            }
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('applied_seq', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![batch.seq as i64],
+            )
+            .map_err(map)?;
+        }
+        tx.commit().map_err(map)?;
+        Ok(true)
+    }
+
+    // ---- API keys ----
+
+    pub fn api_key_count(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
+    /// Stores a key (by hash). Adding the same token twice is a no-op.
+    pub fn add_api_key(
+        &mut self,
+        name: &str,
+        token: &str,
+        role: Role,
+        tenant: Option<&str>,
+        created_ms: i64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO api_keys(name, token_hash, role, tenant, created) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(token_hash) DO NOTHING",
+                params![name, token_hash(token).to_vec(), role.as_str(), tenant, created_ms],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    // ---- snapshots ----
+
+    pub fn record_snapshot(&mut self, s: &snapshots::SnapshotInfo) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO snapshots(seq, created, file, bytes, devices) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    s.seq as i64,
+                    s.created_ms,
+                    s.file,
+                    s.bytes as i64,
+                    s.devices as i64
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Newest first.
+    pub fn snapshots(&self) -> Result<Vec<snapshots::SnapshotInfo>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, created, file, bytes, devices FROM snapshots ORDER BY seq DESC")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(snapshots::SnapshotInfo {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    created_ms: r.get(1)?,
+                    file: r.get(2)?,
+                    bytes: r.get::<_, i64>(3)? as u64,
+                    devices: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(self.err())
+    }
+
+    pub fn forget_snapshot(&mut self, seq: u64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM snapshots WHERE seq = ?1", params![seq as i64])
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+/// Read side, one per query-serving thread.
+pub struct StoreReader {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl StoreReader {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Hourly usage of one device in [from, to), oldest first.
+    pub fn usage(&self, imsi: Digits, from: i64, to: i64) -> Result<Vec<UsagePoint>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT hour, up, down FROM usage_hourly WHERE imsi = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(params![imsi.packed() as i64, from, to], |r| {
+                Ok(UsagePoint {
+                    hour: r.get(0)?,
+                    up: r.get::<_, i64>(1)? as u64,
+                    down: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(self.err())
+    }
+
+    pub fn find_api_key(&self, token: &str) -> Result<Option<ApiKey>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, name, role, tenant FROM api_keys WHERE token_hash = ?1",
+                params![token_hash(token).to_vec()],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())?;
+        match row {
+            None => Ok(None),
+            Some((id, name, role, tenant)) => Ok(Some(ApiKey {
+                id,
+                name,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("api key {id}: role {role:?}")))?,
+                tenant,
+            })),
+        }
+    }
+
+    pub fn applied_seq(&self) -> Result<u64> {
+        meta_u64(&self.conn, "applied_seq").map_err(self.err())
+    }
+}
+
+fn meta_u64(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+/// The declared profile as stored (JSON, readable by people and SQL tools).
+#[derive(Serialize)]
+struct ProfileJson {
+    max_bytes_per_day: Option<u64>,
+    report_interval_secs: Option<u32>,
+    active_hours: Option<(u8, u8)>,
+    allowed_countries: Vec<String>,
+    allowed_networks: Vec<String>,
+    allowed_rats: Vec<u8>,
+    imei_lock: bool,
+}
+
+impl From<&DeclaredProfile> for ProfileJson {
+    fn from(p: &DeclaredProfile) -> Self {
+        ProfileJson {
+            max_bytes_per_day: p.max_bytes_per_day,
+            report_interval_secs: p.report_interval_secs,
+            active_hours: p.active_hours,
+            allowed_countries: p.allowed_countries.clone(),
+            allowed_networks: p.allowed_networks.iter().map(|n| n.to_string()).collect(),
+            allowed_rats: p.allowed_rats.clone(),
+            imei_lock: p.imei_lock,
+        }
+    }
+}

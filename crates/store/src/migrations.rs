@@ -1,0 +1,80 @@
+//! Embedded schema migrations, applied in order at open and tracked with
+//! `PRAGMA user_version`. Append new steps; never edit a released one.
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+use std::path::Path;
+
+const STEPS: &[&str] = &[
+    // 1: inventory, usage roll-ups, snapshots index, API keys.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+     CREATE TABLE device_groups (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL REFERENCES tenants(id),
+        name TEXT NOT NULL,
+        profile TEXT NOT NULL
+     );
+     CREATE TABLE devices (
+        imsi TEXT PRIMARY KEY,
+        iccid TEXT,
+        msisdn TEXT,
+        bound_imei TEXT,
+        tenant TEXT NOT NULL REFERENCES tenants(id),
+        group_id TEXT NOT NULL REFERENCES device_groups(id),
+        lifecycle TEXT NOT NULL,
+        label TEXT
+     );
+     CREATE INDEX devices_group ON devices(group_id);
+     CREATE INDEX devices_tenant ON devices(tenant);
+     -- imsi is the packed Digits integer: compact and fast to range-scan.
+     CREATE TABLE usage_hourly (
+        imsi INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        up INTEGER NOT NULL,
+        down INTEGER NOT NULL,
+        PRIMARY KEY (imsi, hour)
+     ) WITHOUT ROWID;
+     CREATE TABLE snapshots (
+        seq INTEGER PRIMARY KEY,
+        created INTEGER NOT NULL,
+        file TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        devices INTEGER NOT NULL
+     );
+     CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash BLOB NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+        tenant TEXT,
+        created INTEGER NOT NULL
+     );",
+];
+
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let map = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(map)?;
+    let known = STEPS.len() as i64;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known,
+        });
+    }
+    for (i, step) in STEPS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(map)?;
+        tx.execute_batch(step).map_err(map)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(map)?;
+        tx.commit().map_err(map)?;
+        tracing::info!(version = i + 1, store = %path.display(), "store schema migrated");
+    }
+    Ok(())
+}
