@@ -214,10 +214,12 @@ impl Engine {
             Event::Tick { .. } => {}
             Event::UpsertTenant(t) => {
                 self.tenants.insert(t.id.clone(), t.clone());
+                out.push(Output::TenantChanged { id: t.id.clone() });
             }
             Event::UpsertGroup(g) => {
-                self.ensure_tenant(&g.tenant);
+                self.ensure_tenant(&g.tenant, out);
                 self.groups.insert(g.id.clone(), g.clone());
+                out.push(Output::GroupChanged { id: g.id.clone() });
             }
             Event::UpsertDevices(list) => {
                 for d in list {
@@ -255,8 +257,9 @@ impl Engine {
         self.expire(out);
     }
 
-    fn ensure_tenant(&mut self, id: &str) {
+    fn ensure_tenant(&mut self, id: &str, out: &mut Vec<Output>) {
         if !self.tenants.contains_key(id) {
+            out.push(Output::TenantChanged { id: id.to_string() });
             self.tenants.insert(
                 id.to_string(),
                 Tenant {
@@ -268,8 +271,11 @@ impl Engine {
     }
 
     fn upsert_device(&mut self, d: &DeviceRecord, out: &mut Vec<Output>) {
-        self.ensure_tenant(&d.tenant);
+        self.ensure_tenant(&d.tenant, out);
         if !self.groups.contains_key(&d.group) {
+            out.push(Output::GroupChanged {
+                id: d.group.clone(),
+            });
             self.groups.insert(
                 d.group.clone(),
                 Group {

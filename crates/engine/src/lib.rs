@@ -41,6 +41,8 @@ pub enum Output {
     },
     /// The inventory record of a device was created or changed.
     DeviceChanged { imsi: Digits },
+    TenantChanged { id: String },
+    GroupChanged { id: String },
     LifecycleChanged {
         imsi: Digits,
         time: i64,

@@ -1,0 +1,667 @@
+//! The HTTP API (`/api/v1`), health probes and Prometheus metrics.
+//!
+//! Reads come straight from the engine's in-memory state (live, no store
+//! round trip) or, for time series, from the store. Writes go through the
+//! journal like accounting does, and the handler answers once the engine has
+//! applied them, so a client reads its own writes.
+
+pub mod error;
+pub mod views;
+
+use crate::pipeline::Submission;
+use crate::AppState;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use error::{ApiError, FieldProblem};
+use serde::{Deserialize, Serialize};
+use simguard_engine::inventory::{self, DeviceRecord, Lifecycle};
+use simguard_engine::time::{parse_rfc3339, rfc3339, HOUR_MS};
+use simguard_engine::{DeclaredProfile, Digits, Event, Group, Plmn, Tenant};
+use simguard_store::{ApiKey, Role, StoreReader, UsagePoint};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use views::{device_view, group_view, DeviceView, GroupView};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM."),
+    paths(list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status),
+    components(schemas(DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/devices", get(list_devices).post(upsert_devices))
+        .route("/api/v1/devices/{imsi}", get(get_device))
+        .route("/api/v1/devices/{imsi}/usage", get(device_usage))
+        .route("/api/v1/tenants", get(list_tenants))
+        .route("/api/v1/tenants/{id}", put(put_tenant))
+        .route("/api/v1/groups", get(list_groups))
+        .route("/api/v1/groups/{id}", put(put_group))
+        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+        .with_state(state)
+}
+
+// ---- auth ----
+
+/// The authenticated caller.
+pub struct Caller(pub ApiKey);
+
+impl Caller {
+    /// Whether the caller may see things of `tenant` (None = unprovisioned devices,
+    /// which only operator-wide keys see).
+    pub fn sees(&self, tenant: Option<&str>) -> bool {
+        match (&self.0.tenant, tenant) {
+            (None, _) => true,
+            (Some(mine), Some(t)) => mine == t,
+            (Some(_), None) => false,
+        }
+    }
+
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        match self.0.role {
+            Role::Admin | Role::Operator => Ok(()),
+            Role::Viewer => Err(ApiError::forbidden("this API key is read-only (role viewer)")),
+        }
+    }
+
+    pub fn require_operator_wide(&self) -> Result<(), ApiError> {
+        if self.0.tenant.is_none() && self.0.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only an operator-wide admin key can do this"))
+        }
+    }
+}
+
+fn with_reader<T>(state: &AppState, f: impl FnOnce(&StoreReader) -> Result<T, simguard_store::StoreError>) -> Result<T, ApiError> {
+    let mut guard = state.store.lock();
+    if guard.is_none() {
+        *guard = Some(simguard_store::Store::open_reader(&state.store_path).map_err(ApiError::internal)?);
+    }
+    match guard.as_ref() {
+        Some(r) => f(r).map_err(ApiError::internal),
+        None => Err(ApiError::unavailable("store not open")),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = with_reader(state, |r| r.find_api_key(token))?;
+        key.map(Caller).ok_or_else(ApiError::unauthorized)
+    }
+}
+
+// ---- probes and metrics ----
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let journal_ok = !s.health.journal_failed.load(Ordering::Relaxed);
+    let store_ok = !s.health.store_failed.load(Ordering::Relaxed);
+    let ready = s.ready.load(Ordering::Relaxed) && journal_ok && store_ok;
+    let body = serde_json::json!({ "ready": ready, "journal": journal_ok, "store": store_ok });
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    {
+        let e = s.engine.read();
+        let now = e.clock();
+        let (mut online, mut offline, mut never, mut unprov) = (0u64, 0u64, 0u64, 0u64);
+        let mut by_l: BTreeMap<&'static str, u64> = Lifecycle::ALL.iter().map(|l| (l.as_str(), 0)).collect();
+        e.for_each_device(|d| {
+            match views::status(d, now) {
+                "online" => online += 1,
+                "never_seen" => never += 1,
+                _ => offline += 1,
+            }
+            match d.lifecycle() {
+                Some(l) => *by_l.entry(l.as_str()).or_default() += 1,
+                None => unprov += 1,
+            }
+        });
+        let by: Vec<(&'static str, u64)> = by_l.into_iter().collect();
+        crate::metrics::set_device_gauges(online, offline, never, unprov, &by);
+    }
+    match &s.prometheus {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::unavailable("metrics recorder not installed").into_response(),
+    }
+}
+
+// ---- status ----
+
+#[derive(Serialize, ToSchema)]
+pub struct StatusView {
+    pub version: &'static str,
+    /// Last journal sequence the engine applied.
+    pub engine_seq: u64,
+    /// Engine (event) time: the newest time any record carried.
+    pub engine_time: String,
+    pub engine_time_ms: i64,
+    pub devices: usize,
+    pub unprovisioned_seen: u64,
+    pub accounting: BTreeMap<String, u64>,
+    pub uptime_secs: u64,
+    #[schema(value_type = Object)]
+    pub recovery: crate::RecoveryReport,
+}
+
+/// Engine position, counters and recovery report.
+#[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = StatusView)))]
+async fn status(State(s): State<AppState>, _c: Caller) -> Json<StatusView> {
+    let e = s.engine.read();
+    let a = &s.acct_stats;
+    let mut acct = BTreeMap::new();
+    acct.insert("received".to_string(), a.received.load(Ordering::Relaxed));
+    acct.insert("accepted".to_string(), a.accepted.load(Ordering::Relaxed));
+    acct.insert("duplicates".to_string(), a.duplicates.load(Ordering::Relaxed));
+    for r in crate::metrics::DropReason::ALL {
+        acct.insert(format!("dropped_{}", r.as_str()), a.dropped(r));
+    }
+    Json(StatusView {
+        version: env!("CARGO_PKG_VERSION"),
+        engine_seq: e.seq(),
+        engine_time: rfc3339(e.clock()),
+        engine_time_ms: e.clock(),
+        devices: e.device_count(),
+        unprovisioned_seen: e.stats().unprovisioned_seen,
+        accounting: acct,
+        uptime_secs: s.started.elapsed().as_secs(),
+        recovery: s.recovery.clone(),
+    })
+}
+
+// ---- devices ----
+
+#[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceQuery {
+    /// online, offline or never_seen.
+    pub status: Option<String>,
+    /// Lifecycle state: active, throttled, quarantined, blocked, retired.
+    pub lifecycle: Option<String>,
+    pub group: Option<String>,
+    pub tenant: Option<String>,
+    /// ISO 3166 alpha-2 of the serving network's country.
+    pub country: Option<String>,
+    /// RAT code or name (NB-IoT, LTE-M, EUTRAN ...).
+    pub rat: Option<String>,
+    /// false lists IMSIs seen but not in the inventory.
+    pub provisioned: Option<bool>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DevicePage {
+    pub items: Vec<DeviceView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Devices with their identity, live status, network, cell and usage.
+#[utoipa::path(get, path = "/api/v1/devices", params(DeviceQuery), responses((status = 200, body = DevicePage), (status = 400, body = error::ErrorBody)))]
+async fn list_devices(
+    State(s): State<AppState>,
+    caller: Caller,
+    q: Result<Query<DeviceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DevicePage>, ApiError> {
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let after = match &q.cursor {
+        Some(c) => Some(Digits::parse(c).ok_or_else(|| ApiError::invalid("cursor is not an IMSI"))?),
+        None => None,
+    };
+    if let Some(st) = &q.status {
+        if !["online", "offline", "never_seen"].contains(&st.as_str()) {
+            return Err(ApiError::invalid("status must be online, offline or never_seen"));
+        }
+    }
+    let lifecycle = match &q.lifecycle {
+        Some(l) => Some(l.parse::<Lifecycle>().map_err(ApiError::invalid)?),
+        None => None,
+    };
+    let rat = match &q.rat {
+        Some(r) => Some(views::parse_rat(r).ok_or_else(|| ApiError::invalid(format!("unknown RAT {r:?}")))?),
+        None => None,
+    };
+    let country = q.country.as_ref().map(|c| c.to_ascii_uppercase());
+    let e = s.engine.read();
+    let now = e.clock();
+    let syms = e.syms();
+    let group_sym = q.group.as_deref().map(|g| syms.lookup(g));
+    let tenant_sym = q.tenant.as_deref().map(|t| syms.lookup(t));
+    let caller_tenant = caller.0.tenant.as_deref().map(|t| syms.lookup(t));
+    let page = e.list_devices(after, limit + 1, |d| {
+        let p = d.provisioning.as_ref();
+        if let Some(ct) = caller_tenant {
+            if p.map(|p| Some(p.tenant)) != Some(ct) {
+                return false;
+            }
+        }
+        if let Some(want) = q.provisioned {
+            if p.is_some() != want {
+                return false;
+            }
+        }
+        if let Some(g) = group_sym {
+            if p.map(|p| Some(p.group)) != Some(g) {
+                return false;
+            }
+        }
+        if let Some(t) = tenant_sym {
+            if p.map(|p| Some(p.tenant)) != Some(t) {
+                return false;
+            }
+        }
+        if let Some(l) = lifecycle {
+            if d.lifecycle() != Some(l) {
+                return false;
+            }
+        }
+        if let Some(st) = &q.status {
+            if views::status(d, now) != st {
+                return false;
+            }
+        }
+        if let Some(r) = rat {
+            if d.rat != Some(r) {
+                return false;
+            }
+        }
+        if let Some(c) = &country {
+            if d.network.and_then(|n| n.country()) != Some(c.as_str()) {
+                return false;
+            }
+        }
+        true
+    });
+    let more = page.len() > limit;
+    let items: Vec<DeviceView> = page.iter().take(limit).map(|d| device_view(&e, d)).collect();
+    let next_cursor = if more { items.last().map(|d| d.imsi.clone()) } else { None };
+    Ok(Json(DevicePage { items, next_cursor }))
+}
+
+fn parse_imsi_path(imsi: &str) -> Result<Digits, ApiError> {
+    inventory::parse_imsi(imsi).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// One device: identity, lifecycle, live session, network, cell and usage.
+#[utoipa::path(get, path = "/api/v1/devices/{imsi}", params(("imsi" = String, Path, description = "IMSI, 6 to 15 digits")), responses((status = 200, body = DeviceView), (status = 404, body = error::ErrorBody)))]
+async fn get_device(State(s): State<AppState>, caller: Caller, Path(imsi): Path<String>) -> Result<Json<DeviceView>, ApiError> {
+    let imsi = parse_imsi_path(&imsi)?;
+    let e = s.engine.read();
+    let d = e
+        .device(imsi)
+        .filter(|d| caller.sees(d.provisioning.as_ref().map(|p| e.syms().resolve(p.tenant))))
+        .ok_or_else(|| ApiError::not_found(format!("no device with IMSI {imsi}")))?;
+    Ok(Json(device_view(&e, d)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// Start (RFC 3339 or YYYY-MM-DD), inclusive. Default: 7 days before `to`.
+    pub from: Option<String>,
+    /// End, exclusive. Default: the engine's current time.
+    pub to: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsagePoint_ {
+    /// Start of the hour.
+    pub hour: String,
+    pub up_octets: u64,
+    pub down_octets: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageSeries {
+    pub imsi: String,
+    pub from: String,
+    pub to: String,
+    /// Hours with traffic, oldest first (hours without traffic are omitted).
+    pub hours: Vec<UsagePoint_>,
+    pub total_up_octets: u64,
+    pub total_down_octets: u64,
+}
+
+/// Hourly usage of a device.
+#[utoipa::path(get, path = "/api/v1/devices/{imsi}/usage", params(("imsi" = String, Path), UsageQuery), responses((status = 200, body = UsageSeries), (status = 404, body = error::ErrorBody)))]
+async fn device_usage(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(imsi): Path<String>,
+    q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<UsageSeries>, ApiError> {
+    let Query(q) = q?;
+    let imsi = parse_imsi_path(&imsi)?;
+    let now = {
+        let e = s.engine.read();
+        e.device(imsi)
+            .filter(|d| caller.sees(d.provisioning.as_ref().map(|p| e.syms().resolve(p.tenant))))
+            .ok_or_else(|| ApiError::not_found(format!("no device with IMSI {imsi}")))?;
+        e.clock()
+    };
+    let parse = |v: &Option<String>, name: &str| -> Result<Option<i64>, ApiError> {
+        v.as_deref()
+            .map(|t| parse_rfc3339(t).ok_or_else(|| ApiError::invalid(format!("{name}: {t:?} is not RFC 3339 (2026-11-22T10:00:00Z) or a date"))))
+            .transpose()
+    };
+    let to = parse(&q.to, "to")?.unwrap_or(now + HOUR_MS);
+    let from = parse(&q.from, "from")?.unwrap_or(to - 7 * 24 * HOUR_MS);
+    if from >= to {
+        return Err(ApiError::invalid("from must be before to"));
+    }
+    let points: Vec<UsagePoint> = with_reader(&s, |r| r.usage(imsi, from, to))?;
+    Ok(Json(UsageSeries {
+        imsi: imsi.to_string(),
+        from: rfc3339(from),
+        to: rfc3339(to),
+        total_up_octets: points.iter().map(|p| p.up).sum(),
+        total_down_octets: points.iter().map(|p| p.down).sum(),
+        hours: points
+            .into_iter()
+            .map(|p| UsagePoint_ {
+                hour: rfc3339(p.hour),
+                up_octets: p.up,
+                down_octets: p.down,
+            })
+            .collect(),
+    }))
+}
+
+/// One device to create or replace in the inventory.
+#[derive(Deserialize, Serialize, ToSchema, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInput {
+    pub imsi: String,
+    pub iccid: Option<String>,
+    pub msisdn: Option<String>,
+    /// The IMEI the SIM is bound to (14-16 digits).
+    pub imei: Option<String>,
+    pub tenant: String,
+    pub group: String,
+    /// Default active.
+    pub lifecycle: Option<String>,
+    pub label: Option<String>,
+}
+
+fn opt(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl DeviceInput {
+    /// Validates every field; the error names the field.
+    pub fn to_record(&self) -> Result<DeviceRecord, inventory::FieldError> {
+        let rec = DeviceRecord {
+            imsi: inventory::parse_imsi(&self.imsi)?,
+            iccid: opt(&self.iccid).map(inventory::parse_iccid).transpose()?,
+            msisdn: opt(&self.msisdn).map(inventory::parse_msisdn).transpose()?,
+            bound_imei: opt(&self.imei).map(inventory::parse_imei).transpose()?,
+            tenant: self.tenant.trim().to_string(),
+            group: self.group.trim().to_string(),
+            lifecycle: match opt(&self.lifecycle) {
+                Some(l) => l.parse().map_err(|m| inventory::FieldError {
+                    field: "lifecycle",
+                    message: m,
+                })?,
+                None => Lifecycle::Active,
+            },
+            label: opt(&self.label).map(str::to_string),
+        };
+        rec.validate()?;
+        Ok(rec)
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DeviceBatch {
+    /// At most 10,000 devices per request.
+    pub devices: Vec<DeviceInput>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UpsertResult {
+    pub upserted: usize,
+    /// Journal sequence of the change.
+    pub seq: u64,
+}
+
+/// Submits events through the journal and waits until the engine applied them.
+pub async fn submit(s: &AppState, events: Vec<Event>) -> Result<u64, ApiError> {
+    let (done, rx) = tokio::sync::oneshot::channel();
+    s.submit
+        .try_send(Submission::Api { events, done })
+        .map_err(|_| ApiError::unavailable("the journal queue is full or stopped; retry shortly"))?;
+    let seq = rx
+        .await
+        .map_err(|_| ApiError::unavailable("server is shutting down"))?
+        .map_err(ApiError::unavailable)?;
+    let mut applied = s.applied.clone();
+    tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= seq))
+        .await
+        .map_err(|_| ApiError::unavailable("change is durable but not yet applied; read again shortly"))?
+        .map_err(|_| ApiError::unavailable("server is shutting down"))?;
+    Ok(seq)
+}
+
+/// Creates or replaces devices. All-or-nothing: if any item is invalid,
+/// nothing is written and every problem is listed by index and field.
+#[utoipa::path(post, path = "/api/v1/devices", request_body = DeviceBatch, responses((status = 200, body = UpsertResult), (status = 422, body = error::ErrorBody)))]
+async fn upsert_devices(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Result<Json<DeviceBatch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<UpsertResult>, ApiError> {
+    caller.require_write()?;
+    let Json(body) = body?;
+    if body.devices.len() > 10_000 {
+        return Err(ApiError::invalid("at most 10,000 devices per request"));
+    }
+    let mut problems = Vec::new();
+    let mut records = Vec::with_capacity(body.devices.len());
+    for (i, d) in body.devices.iter().enumerate() {
+        match d.to_record() {
+            Ok(r) => {
+                if !caller.sees(Some(&r.tenant)) {
+                    problems.push(FieldProblem {
+                        index: i,
+                        field: "tenant".into(),
+                        message: format!("this API key cannot write tenant {:?}", r.tenant),
+                    });
+                } else {
+                    records.push(r);
+                }
+            }
+            Err(e) => problems.push(FieldProblem {
+                index: i,
+                field: e.field.into(),
+                message: e.message,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        let mut err = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{} of {} devices are invalid; nothing was written", problems.len(), body.devices.len()),
+        );
+        err.details = problems;
+        return Err(err);
+    }
+    let n = records.len();
+    let seq = submit(&s, vec![Event::UpsertDevices(records)]).await?;
+    Ok(Json(UpsertResult { upserted: n, seq }))
+}
+
+// ---- tenants and groups ----
+
+#[derive(Serialize, ToSchema)]
+pub struct Tenant_ {
+    pub id: String,
+    pub name: String,
+}
+
+/// Tenants the caller can see.
+#[utoipa::path(get, path = "/api/v1/tenants", responses((status = 200, body = [Tenant_])))]
+async fn list_tenants(State(s): State<AppState>, caller: Caller) -> Json<Vec<Tenant_>> {
+    let e = s.engine.read();
+    Json(
+        e.tenants()
+            .filter(|t| caller.sees(Some(&t.id)))
+            .map(|t| Tenant_ {
+                id: t.id.clone(),
+                name: t.name.clone(),
+            })
+            .collect(),
+    )
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantInput {
+    pub name: String,
+}
+
+/// Creates or renames a tenant (operator-wide admin only).
+#[utoipa::path(put, path = "/api/v1/tenants/{id}", request_body = TenantInput, responses((status = 200, body = UpsertResult)))]
+async fn put_tenant(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<TenantInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<UpsertResult>, ApiError> {
+    caller.require_operator_wide()?;
+    let Json(body) = body?;
+    inventory::validate_slug("id", &id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let seq = submit(&s, vec![Event::UpsertTenant(Tenant { id, name: body.name })]).await?;
+    Ok(Json(UpsertResult { upserted: 1, seq }))
+}
+
+/// Device groups the caller can see, with their declared profiles.
+#[utoipa::path(get, path = "/api/v1/groups", responses((status = 200, body = [GroupView])))]
+async fn list_groups(State(s): State<AppState>, caller: Caller) -> Json<Vec<GroupView>> {
+    let e = s.engine.read();
+    Json(e.groups().filter(|g| caller.sees(Some(&g.tenant))).map(group_view).collect())
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    pub max_bytes_per_day: Option<u64>,
+    pub report_interval_secs: Option<u32>,
+    pub active_hours: Option<(u8, u8)>,
+    #[serde(default)]
+    pub allowed_countries: Vec<String>,
+    /// MCC-MNC, e.g. "262-01" or "26201".
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
+    #[serde(default)]
+    pub allowed_rats: Vec<u8>,
+    #[serde(default)]
+    pub imei_lock: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupInput {
+    pub tenant: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub profile: Option<ProfileInput>,
+}
+
+/// Creates or replaces a device group and its declared behaviour profile.
+#[utoipa::path(put, path = "/api/v1/groups/{id}", request_body = GroupInput, responses((status = 200, body = UpsertResult), (status = 400, body = error::ErrorBody)))]
+async fn put_group(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<GroupInput>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<UpsertResult>, ApiError> {
+    caller.require_write()?;
+    let Json(body) = body?;
+    inventory::validate_slug("id", &id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    inventory::validate_slug("tenant", &body.tenant).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if !caller.sees(Some(&body.tenant)) {
+        return Err(ApiError::forbidden(format!("this API key cannot write tenant {:?}", body.tenant)));
+    }
+    let p = body.profile.unwrap_or_default();
+    if let Some((a, b)) = p.active_hours {
+        if a > 23 || b > 24 || a == b {
+            return Err(ApiError::invalid("profile.active_hours: [start, end) hours with start 0-23, end 1-24, start != end"));
+        }
+    }
+    let mut networks = Vec::new();
+    for n in &p.allowed_networks {
+        networks.push(Plmn::parse(n).ok_or_else(|| ApiError::invalid(format!("profile.allowed_networks: {n:?} is not an MCC-MNC like \"262-01\"")))?);
+    }
+    let mut countries = Vec::new();
+    for c in &p.allowed_countries {
+        let up = c.to_ascii_uppercase();
+        if simguard_engine::mcc::country_name(&up).is_none() {
+            return Err(ApiError::invalid(format!("profile.allowed_countries: {c:?} is not an ISO 3166 alpha-2 code with a mobile country code")));
+        }
+        countries.push(up);
+    }
+    let group = Group {
+        name: body.name.unwrap_or_else(|| id.clone()),
+        id,
+        tenant: body.tenant,
+        profile: DeclaredProfile {
+            max_bytes_per_day: p.max_bytes_per_day,
+            report_interval_secs: p.report_interval_secs,
+            active_hours: p.active_hours,
+            allowed_countries: countries,
+            allowed_networks: networks,
+            allowed_rats: p.allowed_rats,
+            imei_lock: p.imei_lock,
+        },
+    };
+    let seq = submit(&s, vec![Event::UpsertGroup(group)]).await?;
+    Ok(Json(UpsertResult { upserted: 1, seq }))
+}

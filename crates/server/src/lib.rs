@@ -1,0 +1,404 @@
+//! simguard's adapters around the pure core: the RADIUS accounting server,
+//! the journal -> engine -> store pipeline, and the HTTP API.
+//!
+//! [`Server::start`] recovers state (latest snapshot + journal replay), then
+//! starts the threads and the HTTP server; [`Server::shutdown`] stops them in
+//! dependency order so that everything answered is durable and snapshotted.
+
+pub mod acct;
+pub mod api;
+pub mod clients;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod radius_map;
+pub mod udp;
+
+use crate::acct::{AcctReceiver, AcctStats};
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pipeline::{Health, SinkState, SnapshotPolicy, Submission};
+use parking_lot::RwLock;
+use simguard_engine::device::LivenessOptions;
+use simguard_engine::{Engine, EngineOptions, Event};
+use simguard_journal::{Journal, JournalOptions};
+use simguard_store::{snapshots, Role, Store};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] simguard_journal::JournalError),
+    #[error(transparent)]
+    Store(#[from] simguard_store::StoreError),
+    #[error("journal record {seq} cannot be decoded: {message}")]
+    Replay { seq: u64, message: String },
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What recovery did at start, for logs and the status API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RecoveryReport {
+    pub snapshot_seq: u64,
+    pub replayed: u64,
+    pub journal_last_seq: u64,
+    pub truncated_bytes: u64,
+    pub millis: u64,
+}
+
+/// Everything the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<RwLock<Engine>>,
+    pub submit: SyncSender<Submission>,
+    pub applied: tokio::sync::watch::Receiver<u64>,
+    pub store_path: std::path::PathBuf,
+    pub store: Arc<parking_lot::Mutex<Option<simguard_store::StoreReader>>>,
+    pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub acct_stats: Arc<AcctStats>,
+    pub health: Arc<Health>,
+    pub ready: Arc<AtomicBool>,
+    pub recovery: RecoveryReport,
+    pub started: Instant,
+}
+
+/// Options that are not configuration (secrets from the environment).
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Seeds an admin API key (SIMGUARD_ADMIN_TOKEN).
+    pub admin_token: Option<String>,
+}
+
+pub struct Server {
+    pub http_addr: SocketAddr,
+    pub acct_addr: SocketAddr,
+    /// A token generated because the store had no API key and none was given.
+    pub generated_token: Option<String>,
+    pub recovery: RecoveryReport,
+    pub acct_stats: Arc<AcctStats>,
+    pub engine: Arc<RwLock<Engine>>,
+    shutdown: Arc<AtomicBool>,
+    http_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+    threads: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+fn spawn(name: &'static str, f: impl FnOnce() + Send + 'static) -> Result<(&'static str, JoinHandle<()>), ServerError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|h| (name, h))
+        .map_err(ServerError::Thread)
+}
+
+/// Loads the newest snapshot that verifies, or a fresh engine.
+fn load_snapshot(store: &Store, dir: &std::path::Path, options: EngineOptions) -> Engine {
+    let list = match store.snapshots() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot index unreadable; replaying the whole journal");
+            return Engine::new(options);
+        }
+    };
+    for s in list {
+        match snapshots::read(dir, &s.file).and_then(|b| {
+            Engine::decode_snapshot(&b).map_err(|e| simguard_store::StoreError::Corrupt(e.to_string()))
+        }) {
+            Ok(e) => {
+                if *e.options() != options {
+                    tracing::warn!("engine options differ from the snapshot's; the snapshot's apply until the journal is reset");
+                }
+                return e;
+            }
+            Err(e) => tracing::warn!(file = %s.file, error = %e, "snapshot unusable; trying an older one"),
+        }
+    }
+    Engine::new(options)
+}
+
+impl Server {
+    /// Recovers state and starts serving. Must be called inside a tokio runtime.
+    pub async fn start(cfg: Config, opts: StartOptions) -> Result<Server, ServerError> {
+        let t0 = Instant::now();
+        let prometheus = metrics::install();
+        let m = Metrics::new();
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServerError::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+
+        // Journal first: its lock guarantees a single server per data dir.
+        let (journal, rec) = Journal::open(
+            cfg.journal_dir(),
+            JournalOptions {
+                segment_bytes: cfg.journal.segment_mib.max(1) << 20,
+                fsync: cfg.journal.fsync,
+            },
+        )?;
+        let mut store = Store::open(cfg.store_path())?;
+
+        let mut generated_token = None;
+        if let Some(t) = opts.admin_token.as_deref().filter(|t| !t.is_empty()) {
+            store.add_api_key("admin (SIMGUARD_ADMIN_TOKEN)", t, Role::Admin, None, acct::now_ms())?;
+        } else if store.api_key_count()? == 0 {
+            let token = random_token();
+            store.add_api_key("admin (generated)", &token, Role::Admin, None, acct::now_ms())?;
+            generated_token = Some(token);
+        }
+
+        let options = EngineOptions {
+            liveness: LivenessOptions {
+                default_interim_secs: cfg.engine.default_interim_secs,
+                missed_interims: cfg.engine.missed_interims,
+                grace_ms: i64::from(cfg.engine.grace_secs) * 1000,
+            },
+        };
+        let mut engine = load_snapshot(&store, &cfg.snapshot_dir(), options);
+        let snapshot_seq = engine.seq();
+
+        // Replay what the snapshot does not include; the store skips what it has.
+        let mut sink = SinkState::new(store.applied_seq()?);
+        let mut out = Vec::new();
+        let mut replayed = 0u64;
+        Journal::replay(cfg.journal_dir(), engine.seq() + 1, |seq, payload| -> Result<(), ServerError> {
+            let ev = Event::decode(payload).map_err(|e| ServerError::Replay {
+                seq,
+                message: e.to_string(),
+            })?;
+            engine.apply(seq, &ev, &mut out);
+            for o in out.drain(..) {
+                sink.absorb(seq, &o);
+            }
+            sink.advance(seq);
+            replayed += 1;
+            if sink.pending() > 200_000 {
+                sink.flush(&mut store, &engine)?;
+            }
+            Ok(())
+        })?;
+        sink.flush(&mut store, &engine)?;
+        let recovery = RecoveryReport {
+            snapshot_seq,
+            replayed,
+            journal_last_seq: rec.last_seq,
+            truncated_bytes: rec.truncated_bytes,
+            millis: t0.elapsed().as_millis() as u64,
+        };
+        tracing::info!(?recovery, devices = engine.device_count(), "state recovered");
+
+        // Sockets before threads, so that a bind error leaves nothing running.
+        let acct_sock = udp::bind(
+            cfg.radius.accounting_bind,
+            cfg.radius.socket_receive_buffer,
+            Duration::from_millis(100),
+        )
+        .map_err(|source| ServerError::Bind {
+            what: "RADIUS accounting",
+            addr: cfg.radius.accounting_bind,
+            source,
+        })?;
+        let acct_addr = acct_sock.local_addr().map_err(|source| ServerError::Bind {
+            what: "RADIUS accounting",
+            addr: cfg.radius.accounting_bind,
+            source,
+        })?;
+        let listener = tokio::net::TcpListener::bind(cfg.http.bind)
+            .await
+            .map_err(|source| ServerError::Bind {
+                what: "HTTP",
+                addr: cfg.http.bind,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            what: "HTTP",
+            addr: cfg.http.bind,
+            source,
+        })?;
+        let acct_sock = Arc::new(acct_sock);
+        if cfg.radius.clients.is_empty() {
+            tracing::warn!("radius.clients is empty: every accounting request will be dropped");
+        }
+        let clients = Arc::new(Clients::new(&cfg.radius.clients));
+
+        let engine = Arc::new(RwLock::new(engine));
+        let health = Arc::new(Health::default());
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let acct_stats = Arc::new(AcctStats::default());
+        let answered = Arc::new(AtomicU64::new(0));
+        let (applied_tx, applied_rx) = tokio::sync::watch::channel(engine.read().seq());
+
+        let (sub_tx, sub_rx) = sync_channel::<Submission>(1024);
+        let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+        let (eng_tx, eng_rx) = sync_channel(256);
+        let (sink_tx, sink_rx) = sync_channel(256);
+        let (snap_tx, snap_rx) = sync_channel(1);
+        let mut threads = Vec::new();
+
+        let sink_state = SinkState::new(store.applied_seq()?);
+        {
+            let (engine, m, health) = (engine.clone(), m.clone(), health.clone());
+            let (dir, keep) = (cfg.snapshot_dir(), cfg.engine.snapshot_keep);
+            threads.push(spawn("sg-store", move || {
+                pipeline::sink_loop(store, sink_state, engine, sink_rx, Duration::from_secs(1), dir, keep, m, health)
+            })?);
+        }
+        {
+            let (dir, sink_tx) = (cfg.snapshot_dir(), sink_tx.clone());
+            threads.push(spawn("sg-snapshot", move || pipeline::snapshot_loop(dir, snap_rx, sink_tx))?);
+        }
+        {
+            let (engine, m) = (engine.clone(), m.clone());
+            let policy = SnapshotPolicy {
+                interval: Duration::from_secs(cfg.engine.snapshot_interval_secs.max(1)),
+                dir: cfg.snapshot_dir(),
+            };
+            threads.push(spawn("sg-engine", move || {
+                pipeline::engine_loop(engine, eng_rx, sink_tx, snap_tx, applied_tx, policy, m)
+            })?);
+        }
+        {
+            let (sock, clients, answered, m, stats) =
+                (acct_sock.clone(), clients.clone(), answered.clone(), m.clone(), acct_stats.clone());
+            threads.push(spawn("sg-responder", move || {
+                acct::responder(sock, clients, reply_rx, answered, m, stats)
+            })?);
+        }
+        {
+            let (m, health, max_batch) = (m.clone(), health.clone(), cfg.journal.max_batch);
+            threads.push(spawn("sg-journal", move || {
+                pipeline::journal_loop(journal, sub_rx, reply_tx, eng_tx, max_batch, m, health)
+            })?);
+        }
+        {
+            let r = AcctReceiver {
+                sock: acct_sock,
+                clients,
+                tx: sub_tx.clone(),
+                metrics: m.clone(),
+                stats: acct_stats.clone(),
+                answered,
+                duplicate_window: Duration::from_secs(cfg.radius.duplicate_window_secs),
+                shutdown: shutdown.clone(),
+            };
+            threads.push(spawn("sg-acct-recv", move || r.run())?);
+        }
+
+        let ticker = (cfg.engine.tick_ms > 0).then(|| {
+            let (tx, shutdown, every) = (sub_tx.clone(), shutdown.clone(), cfg.engine.tick_ms);
+            tokio::spawn(async move {
+                let mut iv = tokio::time::interval(Duration::from_millis(every));
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    iv.tick().await;
+                    if shutdown.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // A full queue means the journal is busy with traffic whose
+                    // own times move the clock; skipping a tick loses nothing.
+                    if let Err(std::sync::mpsc::TrySendError::Disconnected(_)) =
+                        tx.try_send(Submission::Tick(acct::now_ms()))
+                    {
+                        break;
+                    }
+                }
+            })
+        });
+
+        let ready = Arc::new(AtomicBool::new(true));
+        let state = AppState {
+            engine: engine.clone(),
+            submit: sub_tx,
+            applied: applied_rx,
+            store_path: cfg.store_path(),
+            store: Arc::new(parking_lot::Mutex::new(None)),
+            prometheus,
+            acct_stats: acct_stats.clone(),
+            health,
+            ready,
+            recovery: recovery.clone(),
+            started: Instant::now(),
+        };
+        let (http_shutdown, http_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = api::router(state);
+        let http_task = tokio::spawn(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = http_rx.await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+
+        Ok(Server {
+            http_addr,
+            acct_addr,
+            generated_token,
+            recovery,
+            acct_stats,
+            engine,
+            shutdown,
+            http_shutdown: Some(http_shutdown),
+            http_task: Some(http_task),
+            ticker,
+            threads,
+        })
+    }
+
+    /// Stops accepting, drains the pipeline, snapshots, and joins every thread.
+    pub async fn shutdown(mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Some(tx) = self.http_shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.http_task.take() {
+            let _ = t.await;
+        }
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            // Order matters only loosely: each thread ends when its input
+            // channel closes, which cascades from the receiver down.
+            for (name, h) in threads {
+                if h.join().is_err() {
+                    tracing::error!(thread = name, "thread panicked");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("sg_{}", hex::encode(b))
+}

@@ -1,0 +1,419 @@
+//! The write path: journal (group commit) -> engine -> store.
+//!
+//! ```text
+//!  receivers --Submission--> [journal thread] --committed events--> [engine thread] --outputs--> [store sink]
+//!  API, ticker ------------^        |                                      |
+//!                                   +--replies--> [responder]              +--snapshot bytes--> [snapshot writer]
+//! ```
+//!
+//! Every queue is bounded: when the journal falls behind, receivers block
+//! and the kernel socket buffer absorbs the burst (backpressure instead of
+//! unbounded memory). Nothing is answered or applied before it is durable.
+
+use crate::metrics::Metrics;
+use parking_lot::RwLock;
+use simguard_engine::{Digits, Engine, Event, Output};
+use simguard_journal::Journal;
+use simguard_store::snapshots::{self, SnapshotInfo};
+use simguard_store::{DeviceRow, Store, StoreBatch};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where to send the Accounting-Response once a request is durable.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply {
+    pub to: SocketAddr,
+    pub id: u8,
+    pub auth: [u8; 16],
+    /// Index into the allow-list (for the secret).
+    pub client: u32,
+    pub received: Instant,
+    pub ticket: u64,
+}
+
+/// Work for the journal thread.
+pub enum Submission {
+    /// Accounting requests; `replies[i]` answers `events[i]`.
+    Radius {
+        events: Vec<Event>,
+        replies: Vec<Reply>,
+    },
+    /// Changes from the API; `done` gets the last sequence once durable.
+    Api {
+        events: Vec<Event>,
+        done: tokio::sync::oneshot::Sender<Result<u64, String>>,
+    },
+    Tick(i64),
+}
+
+impl Submission {
+    fn len(&self) -> usize {
+        match self {
+            Submission::Radius { events, .. } | Submission::Api { events, .. } => events.len(),
+            Submission::Tick(_) => 1,
+        }
+    }
+}
+
+/// Health flags the readiness probe reports.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub journal_failed: AtomicBool,
+    pub store_failed: AtomicBool,
+}
+
+/// The journal thread: group commit. Everything queued while the previous
+/// fsync ran goes into the next one.
+pub fn journal_loop(
+    mut journal: Journal,
+    rx: Receiver<Submission>,
+    replies_tx: Sender<Vec<Reply>>,
+    engine_tx: SyncSender<Vec<(u64, Event)>>,
+    max_batch: usize,
+    metrics: Metrics,
+    health: Arc<Health>,
+) {
+    let mut scratch = Vec::with_capacity(512);
+    while let Ok(first) = rx.recv() {
+        let mut n = first.len();
+        let mut subs = vec![first];
+        while n < max_batch {
+            match rx.try_recv() {
+                Ok(s) => {
+                    n += s.len();
+                    subs.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut committed: Vec<(u64, Event)> = Vec::with_capacity(n);
+        let mut replies = Vec::new();
+        let mut api_done = Vec::new();
+        let mut failed = None;
+        for s in subs {
+            let (events, reply_list, done) = match s {
+                Submission::Radius { events, replies } => (events, Some(replies), None),
+                Submission::Api { events, done } => (events, None, Some(done)),
+                Submission::Tick(time) => (vec![Event::Tick { time }], None, None),
+            };
+            for ev in events {
+                scratch.clear();
+                let r = ev
+                    .encode_into(&mut scratch)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| journal.append(&scratch).map_err(|e| e.to_string()));
+                match r {
+                    Ok(seq) => committed.push((seq, ev)),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(r) = reply_list {
+                replies.extend(r);
+            }
+            if let Some(d) = done {
+                api_done.push((d, journal.last_seq()));
+            }
+        }
+        let result = match failed {
+            Some(e) => Err(e),
+            None => journal.commit().map_err(|e| e.to_string()),
+        };
+        match result {
+            Ok(stats) => {
+                metrics.journal_fsync.record(stats.fsync.as_secs_f64());
+                metrics.journal_batch.record(stats.records as f64);
+                metrics.journal_records.increment(stats.records);
+                if !replies.is_empty() && replies_tx.send(replies).is_err() {
+                    tracing::error!("responder gone; accounting answers stop");
+                }
+                if !committed.is_empty() && engine_tx.send(committed).is_err() {
+                    tracing::error!("engine thread gone");
+                    break;
+                }
+                for (done, seq) in api_done {
+                    let _ = done.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                // Not durable: answer nothing (the NAS retransmits), apply
+                // nothing, and fail the readiness probe until a commit succeeds.
+                metrics.journal_errors.increment(1);
+                health.journal_failed.store(true, Ordering::Relaxed);
+                tracing::error!(error = %e, records = n, "journal commit failed; requests left unanswered");
+                for (done, _) in api_done {
+                    let _ = done.send(Err(format!("journal commit failed: {e}")));
+                }
+                continue;
+            }
+        }
+        health.journal_failed.store(false, Ordering::Relaxed);
+    }
+    if let Err(e) = journal.commit() {
+        tracing::error!(error = %e, "final journal commit failed");
+    }
+}
+
+/// Messages for the store sink.
+pub enum SinkMsg {
+    /// Outputs of applying events up to `hi`, tagged with their event's sequence.
+    Outputs { hi: u64, items: Vec<(u64, Output)> },
+    SnapshotWritten(SnapshotInfo),
+}
+
+/// Turns engine outputs into store batches. Also used, synchronously, by
+/// recovery's replay.
+pub struct SinkState {
+    /// The store is complete up to here; older outputs are already in it.
+    pub applied: u64,
+    batch: StoreBatch,
+    devices: BTreeSet<Digits>,
+    tenants: BTreeSet<String>,
+    groups: BTreeSet<String>,
+    items: usize,
+}
+
+impl SinkState {
+    pub fn new(applied: u64) -> SinkState {
+        SinkState {
+            applied,
+            batch: StoreBatch::default(),
+            devices: BTreeSet::new(),
+            tenants: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            items: 0,
+        }
+    }
+
+    pub fn absorb(&mut self, seq: u64, o: &Output) {
+        if seq <= self.applied {
+            return;
+        }
+        self.items += 1;
+        match o {
+            Output::Usage {
+                imsi,
+                hour,
+                up,
+                down,
+            } => self.batch.add_usage(*imsi, *hour, *up, *down),
+            Output::DeviceChanged { imsi } | Output::LifecycleChanged { imsi, .. } => {
+                self.devices.insert(*imsi);
+            }
+            Output::TenantChanged { id } => {
+                self.tenants.insert(id.clone());
+            }
+            Output::GroupChanged { id } => {
+                self.groups.insert(id.clone());
+            }
+            Output::Unprovisioned { .. } | Output::CameOnline { .. } | Output::WentOffline { .. } => {}
+        }
+    }
+
+    /// Marks everything up to `hi` as covered by the pending batch.
+    pub fn advance(&mut self, hi: u64) {
+        self.batch.seq = self.batch.seq.max(hi);
+    }
+
+    pub fn pending(&self) -> usize {
+        self.items
+    }
+
+    /// Writes the pending batch (rows resolved from the current engine state).
+    pub fn flush(&mut self, store: &mut Store, engine: &Engine) -> Result<(), simguard_store::StoreError> {
+        if self.batch.seq <= self.applied {
+            return Ok(());
+        }
+        for id in std::mem::take(&mut self.tenants) {
+            if let Some(t) = engine.tenant(&id) {
+                self.batch.tenants.push(t.clone());
+            }
+        }
+        for id in std::mem::take(&mut self.groups) {
+            if let Some(g) = engine.group(&id) {
+                self.batch.groups.push(g.clone());
+            }
+        }
+        for imsi in std::mem::take(&mut self.devices) {
+            if let Some(row) = device_row(engine, imsi) {
+                self.batch.devices.push(row);
+            }
+        }
+        let batch = std::mem::take(&mut self.batch);
+        store.apply(&batch)?;
+        self.applied = batch.seq;
+        self.items = 0;
+        Ok(())
+    }
+}
+
+fn device_row(engine: &Engine, imsi: Digits) -> Option<DeviceRow> {
+    let d = engine.device(imsi)?;
+    let p = d.provisioning.as_ref()?;
+    let syms = engine.syms();
+    Some(DeviceRow {
+        imsi,
+        iccid: p.iccid.as_deref().map(str::to_string),
+        msisdn: p.msisdn,
+        bound_imei: p.bound_imei,
+        tenant: syms.resolve(p.tenant).to_string(),
+        group: syms.resolve(p.group).to_string(),
+        lifecycle: p.lifecycle,
+        label: p.label.as_deref().map(str::to_string),
+    })
+}
+
+/// When to snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotPolicy {
+    pub interval: Duration,
+    pub dir: PathBuf,
+}
+
+/// The engine thread: applies committed events in order, publishes the
+/// applied sequence, and periodically snapshots.
+#[allow(clippy::too_many_arguments)]
+pub fn engine_loop(
+    engine: Arc<RwLock<Engine>>,
+    rx: Receiver<Vec<(u64, Event)>>,
+    sink_tx: SyncSender<SinkMsg>,
+    snap_tx: SyncSender<(u64, Vec<u8>, u64)>,
+    applied: tokio::sync::watch::Sender<u64>,
+    policy: SnapshotPolicy,
+    metrics: Metrics,
+) {
+    let mut out = Vec::new();
+    let mut last_snapshot = Instant::now();
+    while let Ok(mut batch) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+            if batch.len() > 16_384 {
+                break;
+            }
+        }
+        let mut items = Vec::new();
+        let hi = batch.last().map_or(0, |(s, _)| *s);
+        {
+            let mut e = engine.write();
+            for (seq, ev) in &batch {
+                e.apply(*seq, ev, &mut out);
+                items.extend(out.drain(..).map(|o| (*seq, o)));
+            }
+        }
+        metrics.engine_seq.set(hi as f64);
+        applied.send_replace(hi);
+        if sink_tx.send(SinkMsg::Outputs { hi, items }).is_err() {
+            tracing::error!("store sink gone");
+        }
+        if last_snapshot.elapsed() >= policy.interval {
+            last_snapshot = Instant::now();
+            let e = engine.read();
+            match e.encode_snapshot() {
+                Ok(bytes) => {
+                    let _ = snap_tx.try_send((e.seq(), bytes, e.device_count() as u64));
+                }
+                Err(err) => tracing::error!(error = %err, "snapshot encoding failed"),
+            }
+        }
+    }
+    // Shutdown: a final snapshot makes the next start replay nothing.
+    let e = engine.read();
+    match e.encode_snapshot() {
+        Ok(bytes) => {
+            let _ = snap_tx.send((e.seq(), bytes, e.device_count() as u64));
+        }
+        Err(err) => tracing::error!(error = %err, "final snapshot encoding failed"),
+    }
+}
+
+/// Writes snapshot files off the engine thread, then tells the sink.
+pub fn snapshot_loop(dir: PathBuf, rx: Receiver<(u64, Vec<u8>, u64)>, sink_tx: SyncSender<SinkMsg>) {
+    while let Ok((seq, bytes, devices)) = rx.recv() {
+        let t = Instant::now();
+        match snapshots::write(&dir, seq, &bytes) {
+            Ok(size) => {
+                tracing::info!(seq, bytes = size, devices, ms = t.elapsed().as_millis() as u64, "snapshot written");
+                let info = SnapshotInfo {
+                    seq,
+                    created_ms: crate::acct::now_ms(),
+                    file: snapshots::file_name(seq),
+                    bytes: size,
+                    devices,
+                };
+                if sink_tx.send(SinkMsg::SnapshotWritten(info)).is_err() {
+                    break;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "snapshot write failed"),
+        }
+    }
+}
+
+/// The store sink: batches outputs into one transaction about every `every`.
+pub fn sink_loop(
+    mut store: Store,
+    mut state: SinkState,
+    engine: Arc<RwLock<Engine>>,
+    rx: Receiver<SinkMsg>,
+    every: Duration,
+    snapshot_dir: PathBuf,
+    keep: usize,
+    metrics: Metrics,
+    health: Arc<Health>,
+) {
+    let mut last = Instant::now();
+    let flush = |store: &mut Store, state: &mut SinkState| {
+        let e = engine.read();
+        match state.flush(store, &e) {
+            Ok(()) => {
+                metrics.store_seq.set(state.applied as f64);
+                health.store_failed.store(false, Ordering::Relaxed);
+            }
+            Err(err) => {
+                health.store_failed.store(true, Ordering::Relaxed);
+                tracing::error!(error = %err, "store write failed; will retry");
+            }
+        }
+    };
+    loop {
+        let wait = every.saturating_sub(last.elapsed());
+        match rx.recv_timeout(wait) {
+            Ok(SinkMsg::Outputs { hi, items }) => {
+                for (seq, o) in &items {
+                    state.absorb(*seq, o);
+                }
+                state.advance(hi);
+            }
+            Ok(SinkMsg::SnapshotWritten(info)) => {
+                // Make the store cover the snapshot before indexing it.
+                flush(&mut store, &mut state);
+                if let Err(e) = store.record_snapshot(&info) {
+                    tracing::error!(error = %e, "snapshot not indexed");
+                }
+                prune_snapshots(&mut store, &snapshot_dir, keep);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                flush(&mut store, &mut state);
+                break;
+            }
+        }
+        if last.elapsed() >= every || state.pending() > 200_000 {
+            flush(&mut store, &mut state);
+            last = Instant::now();
+        }
+    }
+}
+
+fn prune_snapshots(store: &mut Store, dir: &std::path::Path, keep: usize) {
+    let Ok(list) = store.snapshots() else { return };
+    for old in list.iter().skip(keep.max(1)) {
+        if snapshots::remove(dir, &old.file).is_ok() {
+            let _ = store.forget_snapshot(old.seq);
+        }
+    }
+}

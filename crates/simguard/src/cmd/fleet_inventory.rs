@@ -1,0 +1,68 @@
+//! The inventory that goes with a simulated fleet: one tenant and device
+//! group per profile, with the group's declared behaviour.
+
+use crate::client::ApiClient;
+use anyhow::Result;
+use simguard_server::api::DeviceInput;
+use simguard_sim::{Profile, SimDevice};
+
+/// (tenant id, tenant name, group id, group name) of a profile.
+pub fn placement(p: Profile) -> (&'static str, &'static str, &'static str, &'static str) {
+    match p {
+        Profile::SmartMeter => ("northgrid", "NorthGrid Utilities", "smart-meters", "Smart meters"),
+        Profile::PalletTracker => ("fastfreight", "FastFreight Logistics", "pallet-trackers", "Pallet trackers"),
+        Profile::PatientMonitor => ("medcare", "MedCare Remote", "patient-monitors", "Patient monitors"),
+        Profile::VendingMachine => ("vendco", "VendCo", "vending-machines", "Vending machines"),
+        Profile::Camera => ("northgrid", "NorthGrid Utilities", "site-cameras", "Site cameras"),
+    }
+}
+
+/// Creates the tenants and groups, then the provisioned devices of the fleet.
+pub async fn provision(api: &ApiClient, fleet: &[SimDevice]) -> Result<usize> {
+    for p in Profile::ALL {
+        let (tenant, tenant_name, group, group_name) = placement(p);
+        api.send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/tenants/{tenant}"),
+            &serde_json::json!({ "name": tenant_name }),
+        )
+        .await?;
+        api.send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/groups/{group}"),
+            &serde_json::json!({
+                "tenant": tenant,
+                "name": group_name,
+                "profile": {
+                    "report_interval_secs": p.report_interval_secs(),
+                    // Declared volume with headroom over the profile's mean.
+                    "max_bytes_per_day": p.expected_bytes_per_day() * 3,
+                    "imei_lock": matches!(p, Profile::SmartMeter | Profile::PatientMonitor),
+                }
+            }),
+        )
+        .await?;
+    }
+    let devices: Vec<DeviceInput> = fleet
+        .iter()
+        .filter(|d| d.provisioned)
+        .map(|d| {
+            let (tenant, _, group, _) = placement(d.profile);
+            DeviceInput {
+                imsi: d.imsi.clone(),
+                iccid: Some(d.iccid.clone()),
+                msisdn: Some(d.msisdn.clone()),
+                imei: Some(d.imei()),
+                tenant: tenant.into(),
+                group: group.into(),
+                lifecycle: None,
+                label: Some(format!("{} #{}", d.profile, d.index)),
+            }
+        })
+        .collect();
+    for chunk in devices.chunks(5000) {
+        api.send(reqwest::Method::POST, "/api/v1/devices", &serde_json::json!({ "devices": chunk }))
+            .await?;
+    }
+    Ok(devices.len())
+}

@@ -1,0 +1,73 @@
+//! `simguard`: one binary, one subcommand per job.
+
+mod client;
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "simguard", version, about = "Real-time IoT connectivity security beside a mobile packet core")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform: RADIUS accounting in, live fleet state and API out.
+    Serve {
+        /// TOML configuration (default: the built-in one, see `simguard configfile`).
+        #[arg(long, short, env = "SIMGUARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the platform with a simulated fleet on embedded defaults and print the API URL and token.
+    Demo(cmd::demo::DemoArgs),
+    /// Drive a running server with a simulated fleet over RADIUS (load generator).
+    Sim(cmd::sim::SimArgs),
+    /// Print the commented default configuration.
+    Configfile,
+    /// Import inventory from CSV into a running server.
+    Import {
+        #[command(subcommand)]
+        what: cmd::import::ImportWhat,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve { config } => cmd::serve::run(config).await,
+            Command::Demo(a) => cmd::demo::run(a).await,
+            Command::Sim(a) => cmd::sim::run(a).await,
+            Command::Configfile => {
+                print!("{}", simguard_server::config::TEMPLATE);
+                Ok(())
+            }
+            Command::Import { what } => cmd::import::run(what).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
