@@ -327,7 +327,9 @@ impl Device {
             } else {
                 if self.sessions.len() >= MAX_OPEN_SESSIONS {
                     // Evict the session with the oldest activity.
-                    if let Some((i, _)) = self.sessions.iter().enumerate().min_by_key(|(_, s)| s.last) {
+                    if let Some((i, _)) =
+                        self.sessions.iter().enumerate().min_by_key(|(_, s)| s.last)
+                    {
                         let s = self.sessions.remove(i);
                         self.remember_closed(ClosedSession {
                             key: s.key,

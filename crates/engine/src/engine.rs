@@ -79,7 +79,6 @@ impl Interner {
     }
 }
 
-
 /// One slice of the fleet, keyed by IMSI.
 #[derive(Clone, Default, Debug, Serialize, Deserialize)]
 pub struct Partition {
@@ -360,18 +359,23 @@ impl Engine {
     }
 
     /// Devices with IMSI > `after`, in IMSI order, that pass `filter`, at most `limit`.
-    pub fn list_devices<'a>(
-        &'a self,
+    pub fn list_devices(
+        &self,
         after: Option<Digits>,
         limit: usize,
         mut filter: impl FnMut(&Device) -> bool,
-    ) -> Vec<&'a Device> {
+    ) -> Vec<&Device> {
         use std::ops::Bound;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut iters: Vec<_> = self
             .parts
             .iter()
-            .map(|p| p.devices.range((lower, Bound::Unbounded)).map(|(_, d)| d).peekable())
+            .map(|p| {
+                p.devices
+                    .range((lower, Bound::Unbounded))
+                    .map(|(_, d)| d)
+                    .peekable()
+            })
             .collect();
         let mut out = Vec::with_capacity(limit.min(1024));
         while out.len() < limit {

@@ -153,9 +153,8 @@ fn all_digits(s: &str) -> bool {
 pub fn validate_slug(field: &'static str, s: &str) -> Result<(), FieldError> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_'
-        });
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
     if ok {
         Ok(())
     } else {
@@ -249,7 +248,10 @@ mod tests {
         assert_eq!(parse_imsi("12345").unwrap_err().field, "imsi");
         assert_eq!(parse_iccid("8949").unwrap_err().field, "iccid");
         assert_eq!(parse_msisdn("+49 170").unwrap_err().field, "msisdn");
-        assert_eq!(parse_msisdn("+491701234567").unwrap().to_string(), "491701234567");
+        assert_eq!(
+            parse_msisdn("+491701234567").unwrap().to_string(),
+            "491701234567"
+        );
         assert!(validate_slug("group", "Meters").is_err());
         assert!("paused".parse::<Lifecycle>().is_err());
         assert_eq!("Blocked".parse::<Lifecycle>(), Ok(Lifecycle::Blocked));

@@ -32,17 +32,29 @@ pub enum Output {
         down: u64,
     },
     /// An IMSI not in the inventory was seen for the first time.
-    Unprovisioned { imsi: Digits, time: i64 },
-    CameOnline { imsi: Digits, time: i64 },
+    Unprovisioned {
+        imsi: Digits,
+        time: i64,
+    },
+    CameOnline {
+        imsi: Digits,
+        time: i64,
+    },
     WentOffline {
         imsi: Digits,
         time: i64,
         reason: OfflineReason,
     },
     /// The inventory record of a device was created or changed.
-    DeviceChanged { imsi: Digits },
-    TenantChanged { id: String },
-    GroupChanged { id: String },
+    DeviceChanged {
+        imsi: Digits,
+    },
+    TenantChanged {
+        id: String,
+    },
+    GroupChanged {
+        id: String,
+    },
     LifecycleChanged {
         imsi: Digits,
         time: i64,

@@ -125,9 +125,14 @@ fn provisioned_device_keeps_inventory_and_is_not_unprovisioned() {
         rec(4, AcctStatus::Start, "s", T0, 0, 0),
     ]);
     assert_eq!(e.stats().unprovisioned_seen, 0);
-    assert!(!out.iter().any(|o| matches!(o, Output::Unprovisioned { .. })));
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Unprovisioned { .. })));
     assert_eq!(e.lifecycle(imsi(4)), Some(Lifecycle::Active));
-    assert!(e.group("acme-meters").is_some(), "group created on first use");
+    assert!(
+        e.group("acme-meters").is_some(),
+        "group created on first use"
+    );
     assert!(e.tenant("acme").is_some());
 }
 
@@ -136,16 +141,12 @@ fn device_goes_offline_at_interim_deadline_not_before() {
     use AcctStatus::*;
     // Interim interval 300 s, 2 missed + 30 s grace => deadline start + 630 s.
     let mut events = vec![rec(5, Start, "s", T0, 0, 0)];
-    events.push(Event::Tick {
-        time: T0 + 629_000,
-    });
+    events.push(Event::Tick { time: T0 + 629_000 });
     let (e, out) = run(&events);
     assert!(e.device(imsi(5)).unwrap().is_online(e.clock()));
     assert!(!out.iter().any(|o| matches!(o, Output::WentOffline { .. })));
 
-    events.push(Event::Tick {
-        time: T0 + 630_000,
-    });
+    events.push(Event::Tick { time: T0 + 630_000 });
     let (e, out) = run(&events);
     let d = e.device(imsi(5)).unwrap();
     assert!(!d.is_online(e.clock()));
@@ -159,7 +160,14 @@ fn device_goes_offline_at_interim_deadline_not_before() {
     events.push(rec(5, Interim, "s", T0 + 640_000, 10, 10));
     let (e, out) = run(&events);
     assert!(e.device(imsi(5)).unwrap().is_online(e.clock()));
-    assert!(matches!(out.last(), Some(Output::CameOnline { .. })) || out.iter().rev().take(3).any(|o| matches!(o, Output::CameOnline { .. })));
+    assert!(
+        matches!(out.last(), Some(Output::CameOnline { .. }))
+            || out
+                .iter()
+                .rev()
+                .take(3)
+                .any(|o| matches!(o, Output::CameOnline { .. }))
+    );
 }
 
 #[test]
@@ -169,9 +177,7 @@ fn interims_extend_the_deadline() {
         rec(6, Start, "s", T0, 0, 0),
         rec(6, Interim, "s", T0 + 300_000, 1, 1),
         rec(6, Interim, "s", T0 + 600_000, 2, 2),
-        Event::Tick {
-            time: T0 + 900_000,
-        },
+        Event::Tick { time: T0 + 900_000 },
     ]);
     assert!(e.device(imsi(6)).unwrap().is_online(e.clock()));
     assert!(!out.iter().any(|o| matches!(o, Output::WentOffline { .. })));
@@ -190,7 +196,13 @@ fn accounting_off_closes_the_nas_sessions() {
     let d = e.device(imsi(7)).unwrap();
     assert!(d.sessions.is_empty());
     assert_eq!(d.offline_reason, OfflineReason::NasReset);
-    assert!(out.iter().any(|o| matches!(o, Output::WentOffline { reason: OfflineReason::NasReset, .. })));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::WentOffline {
+            reason: OfflineReason::NasReset,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -289,7 +301,11 @@ fn arb_event() -> impl Strategy<Value = Event> {
             bound_imei: None,
             tenant: "t".into(),
             group: format!("g{l}"),
-            lifecycle: if l == 0 { Lifecycle::Active } else { Lifecycle::Blocked },
+            lifecycle: if l == 0 {
+                Lifecycle::Active
+            } else {
+                Lifecycle::Blocked
+            },
             label: None,
         }])
     });

@@ -105,7 +105,9 @@ impl AcctReceiver {
             let received_ms = now_ms();
             let received_at = Instant::now();
             for i in 0..n {
-                let Some((data, from)) = rb.get(i) else { continue };
+                let Some((data, from)) = rb.get(i) else {
+                    continue;
+                };
                 self.metrics.acct_received.increment(1);
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
                 let Some(from) = from else {
@@ -113,11 +115,19 @@ impl AcctReceiver {
                     continue;
                 };
                 if rb.truncated(i) {
-                    self.drop_packet(DropReason::Truncated, Some(from), &"datagram larger than 4096 bytes");
+                    self.drop_packet(
+                        DropReason::Truncated,
+                        Some(from),
+                        &"datagram larger than 4096 bytes",
+                    );
                     continue;
                 }
                 let Some((client_idx, client)) = self.clients.lookup(from.ip()) else {
-                    self.drop_packet(DropReason::UnknownClient, Some(from), &"source not in radius.clients");
+                    self.drop_packet(
+                        DropReason::UnknownClient,
+                        Some(from),
+                        &"source not in radius.clients",
+                    );
                     continue;
                 };
                 let pkt = match Packet::parse(data) {
@@ -132,17 +142,29 @@ impl AcctReceiver {
                     continue;
                 }
                 if !pkt.verify_request_authenticator(&client.secret) {
-                    self.drop_packet(DropReason::BadAuthenticator, Some(from), &"request authenticator does not match the shared secret");
+                    self.drop_packet(
+                        DropReason::BadAuthenticator,
+                        Some(from),
+                        &"request authenticator does not match the shared secret",
+                    );
                     continue;
                 }
                 match pkt.message_authenticator(&client.secret, None) {
                     MessageAuthenticator::Valid => {}
                     MessageAuthenticator::Invalid => {
-                        self.drop_packet(DropReason::BadMessageAuthenticator, Some(from), &"Message-Authenticator does not match");
+                        self.drop_packet(
+                            DropReason::BadMessageAuthenticator,
+                            Some(from),
+                            &"Message-Authenticator does not match",
+                        );
                         continue;
                     }
                     MessageAuthenticator::Absent if client.require_message_authenticator => {
-                        self.drop_packet(DropReason::MissingMessageAuthenticator, Some(from), &"client requires Message-Authenticator");
+                        self.drop_packet(
+                            DropReason::MissingMessageAuthenticator,
+                            Some(from),
+                            &"client requires Message-Authenticator",
+                        );
                         continue;
                     }
                     MessageAuthenticator::Absent => {}
@@ -157,7 +179,12 @@ impl AcctReceiver {
                         // Still in flight: its answer is coming, stay quiet.
                         if s.ticket <= self.answered.load(Ordering::Acquire) {
                             resend.push_with(from, |out| {
-                                write_response(&mut scratch, pkt.identifier(), &auth, &client.secret);
+                                write_response(
+                                    &mut scratch,
+                                    pkt.identifier(),
+                                    &auth,
+                                    &client.secret,
+                                );
                                 out.extend_from_slice(&scratch);
                             });
                         }
@@ -259,7 +286,9 @@ pub fn responder(
                 .record(now.duration_since(r.received).as_secs_f64());
         }
         metrics.acct_accepted.increment(replies.len() as u64);
-        stats.accepted.fetch_add(replies.len() as u64, Ordering::Relaxed);
+        stats
+            .accepted
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
         answered.fetch_max(top, Ordering::AcqRel);
     }
 }

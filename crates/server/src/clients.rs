@@ -32,7 +32,7 @@ impl Clients {
                 require_message_authenticator: c.require_message_authenticator,
             })
             .collect();
-        entries.sort_by(|a, b| b.net.prefix_len().cmp(&a.net.prefix_len()));
+        entries.sort_by_key(|c| std::cmp::Reverse(c.net.prefix_len()));
         Clients { entries }
     }
 
@@ -73,9 +73,21 @@ mod tests {
     #[test]
     fn longest_prefix_wins_and_unknown_sources_miss() {
         let cl = Clients::new(&[c("wide", "10.0.0.0/8"), c("narrow", "10.1.2.3/32")]);
-        assert_eq!(cl.lookup("10.1.2.3".parse().unwrap()).unwrap().1.name, "narrow");
-        assert_eq!(cl.lookup("10.9.9.9".parse().unwrap()).unwrap().1.name, "wide");
+        assert_eq!(
+            cl.lookup("10.1.2.3".parse().unwrap()).unwrap().1.name,
+            "narrow"
+        );
+        assert_eq!(
+            cl.lookup("10.9.9.9".parse().unwrap()).unwrap().1.name,
+            "wide"
+        );
         assert!(cl.lookup("192.0.2.1".parse().unwrap()).is_none());
-        assert_eq!(cl.lookup("::ffff:10.1.2.3".parse().unwrap()).unwrap().1.name, "narrow");
+        assert_eq!(
+            cl.lookup("::ffff:10.1.2.3".parse().unwrap())
+                .unwrap()
+                .1
+                .name,
+            "narrow"
+        );
     }
 }

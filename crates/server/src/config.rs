@@ -213,7 +213,9 @@ fn set_path(t: &mut toml::Table, keys: &[String], v: toml::Value) -> Result<(), 
 fn parse_env_value(v: &str) -> toml::Value {
     let doc = format!("v = {v}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(v.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(v.into())),
         Err(_) => toml::Value::String(v.into()),
     }
 }
@@ -237,7 +239,10 @@ mod tests {
     #[test]
     fn env_overrides_nested_keys_and_arrays() {
         let env = vec![
-            ("SIMGUARD_HTTP__BIND".to_string(), "127.0.0.1:9999".to_string()),
+            (
+                "SIMGUARD_HTTP__BIND".to_string(),
+                "127.0.0.1:9999".to_string(),
+            ),
             ("SIMGUARD_DATA_DIR".to_string(), "/tmp/x".to_string()),
             ("SIMGUARD_JOURNAL__FSYNC".to_string(), "false".to_string()),
             (
@@ -257,9 +262,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_key() {
-        let e = Config::from_toml("[http]\nbind = \"not an address\"\n", "x.toml", std::iter::empty())
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml(
+            "[http]\nbind = \"not an address\"\n",
+            "x.toml",
+            std::iter::empty(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("x.toml"), "{e}");
         assert!(e.contains("bind"), "{e}");
         let e = Config::from_toml("[http]\nbnd = 1\n", "x.toml", std::iter::empty())

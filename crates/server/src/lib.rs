@@ -106,7 +106,10 @@ pub struct Server {
     threads: Vec<(&'static str, JoinHandle<()>)>,
 }
 
-fn spawn(name: &'static str, f: impl FnOnce() + Send + 'static) -> Result<(&'static str, JoinHandle<()>), ServerError> {
+fn spawn(
+    name: &'static str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(&'static str, JoinHandle<()>), ServerError> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)
@@ -125,7 +128,8 @@ fn load_snapshot(store: &Store, dir: &std::path::Path, options: EngineOptions) -
     };
     for s in list {
         match snapshots::read(dir, &s.file).and_then(|b| {
-            Engine::decode_snapshot(&b).map_err(|e| simguard_store::StoreError::Corrupt(e.to_string()))
+            Engine::decode_snapshot(&b)
+                .map_err(|e| simguard_store::StoreError::Corrupt(e.to_string()))
         }) {
             Ok(e) => {
                 if *e.options() != options {
@@ -133,7 +137,9 @@ fn load_snapshot(store: &Store, dir: &std::path::Path, options: EngineOptions) -
                 }
                 return e;
             }
-            Err(e) => tracing::warn!(file = %s.file, error = %e, "snapshot unusable; trying an older one"),
+            Err(e) => {
+                tracing::warn!(file = %s.file, error = %e, "snapshot unusable; trying an older one")
+            }
         }
     }
     Engine::new(options)
@@ -162,10 +168,22 @@ impl Server {
 
         let mut generated_token = None;
         if let Some(t) = opts.admin_token.as_deref().filter(|t| !t.is_empty()) {
-            store.add_api_key("admin (SIMGUARD_ADMIN_TOKEN)", t, Role::Admin, None, acct::now_ms())?;
+            store.add_api_key(
+                "admin (SIMGUARD_ADMIN_TOKEN)",
+                t,
+                Role::Admin,
+                None,
+                acct::now_ms(),
+            )?;
         } else if store.api_key_count()? == 0 {
             let token = random_token();
-            store.add_api_key("admin (generated)", &token, Role::Admin, None, acct::now_ms())?;
+            store.add_api_key(
+                "admin (generated)",
+                &token,
+                Role::Admin,
+                None,
+                acct::now_ms(),
+            )?;
             generated_token = Some(token);
         }
 
@@ -183,22 +201,26 @@ impl Server {
         let mut sink = SinkState::new(store.applied_seq()?);
         let mut out = Vec::new();
         let mut replayed = 0u64;
-        Journal::replay(cfg.journal_dir(), engine.seq() + 1, |seq, payload| -> Result<(), ServerError> {
-            let ev = Event::decode(payload).map_err(|e| ServerError::Replay {
-                seq,
-                message: e.to_string(),
-            })?;
-            engine.apply(seq, &ev, &mut out);
-            for o in out.drain(..) {
-                sink.absorb(seq, &o);
-            }
-            sink.advance(seq);
-            replayed += 1;
-            if sink.pending() > 200_000 {
-                sink.flush(&mut store, &engine)?;
-            }
-            Ok(())
-        })?;
+        Journal::replay(
+            cfg.journal_dir(),
+            engine.seq() + 1,
+            |seq, payload| -> Result<(), ServerError> {
+                let ev = Event::decode(payload).map_err(|e| ServerError::Replay {
+                    seq,
+                    message: e.to_string(),
+                })?;
+                engine.apply(seq, &ev, &mut out);
+                for o in out.drain(..) {
+                    sink.absorb(seq, &o);
+                }
+                sink.advance(seq);
+                replayed += 1;
+                if sink.pending() > 200_000 {
+                    sink.flush(&mut store, &engine)?;
+                }
+                Ok(())
+            },
+        )?;
         sink.flush(&mut store, &engine)?;
         let recovery = RecoveryReport {
             snapshot_seq,
@@ -207,7 +229,11 @@ impl Server {
             truncated_bytes: rec.truncated_bytes,
             millis: t0.elapsed().as_millis() as u64,
         };
-        tracing::info!(?recovery, devices = engine.device_count(), "state recovered");
+        tracing::info!(
+            ?recovery,
+            devices = engine.device_count(),
+            "state recovered"
+        );
 
         // Sockets before threads, so that a bind error leaves nothing running.
         let acct_sock = udp::bind(
@@ -260,14 +286,20 @@ impl Server {
         let sink_state = SinkState::new(store.applied_seq()?);
         {
             let (engine, m, health) = (engine.clone(), m.clone(), health.clone());
-            let (dir, keep) = (cfg.snapshot_dir(), cfg.engine.snapshot_keep);
+            let setup = pipeline::SinkSetup {
+                every: Duration::from_secs(1),
+                snapshot_dir: cfg.snapshot_dir(),
+                keep: cfg.engine.snapshot_keep,
+            };
             threads.push(spawn("sg-store", move || {
-                pipeline::sink_loop(store, sink_state, engine, sink_rx, Duration::from_secs(1), dir, keep, m, health)
+                pipeline::sink_loop(store, sink_state, engine, sink_rx, setup, m, health)
             })?);
         }
         {
             let (dir, sink_tx) = (cfg.snapshot_dir(), sink_tx.clone());
-            threads.push(spawn("sg-snapshot", move || pipeline::snapshot_loop(dir, snap_rx, sink_tx))?);
+            threads.push(spawn("sg-snapshot", move || {
+                pipeline::snapshot_loop(dir, snap_rx, sink_tx)
+            })?);
         }
         {
             let (engine, m) = (engine.clone(), m.clone());
@@ -280,8 +312,13 @@ impl Server {
             })?);
         }
         {
-            let (sock, clients, answered, m, stats) =
-                (acct_sock.clone(), clients.clone(), answered.clone(), m.clone(), acct_stats.clone());
+            let (sock, clients, answered, m, stats) = (
+                acct_sock.clone(),
+                clients.clone(),
+                answered.clone(),
+                m.clone(),
+                acct_stats.clone(),
+            );
             threads.push(spawn("sg-responder", move || {
                 acct::responder(sock, clients, reply_rx, answered, m, stats)
             })?);

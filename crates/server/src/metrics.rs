@@ -18,7 +18,7 @@ pub fn install() -> Option<PrometheusHandle> {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_records".into()), &sizes));
-            match builder.and_then(|b| b.install_recorder().map_err(Into::into)) {
+            match builder.and_then(|b| b.install_recorder()) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
@@ -122,7 +122,13 @@ impl Default for Metrics {
 }
 
 /// Devices by connectivity status and lifecycle, set at scrape time.
-pub fn set_device_gauges(online: u64, offline: u64, never: u64, unprovisioned: u64, by_lifecycle: &[(&'static str, u64)]) {
+pub fn set_device_gauges(
+    online: u64,
+    offline: u64,
+    never: u64,
+    unprovisioned: u64,
+    by_lifecycle: &[(&'static str, u64)],
+) {
     gauge!("simguard_devices", "status" => "online").set(online as f64);
     gauge!("simguard_devices", "status" => "offline").set(offline as f64);
     gauge!("simguard_devices", "status" => "never_seen").set(never as f64);

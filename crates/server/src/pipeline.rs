@@ -161,7 +161,10 @@ pub fn journal_loop(
 /// Messages for the store sink.
 pub enum SinkMsg {
     /// Outputs of applying events up to `hi`, tagged with their event's sequence.
-    Outputs { hi: u64, items: Vec<(u64, Output)> },
+    Outputs {
+        hi: u64,
+        items: Vec<(u64, Output)>,
+    },
     SnapshotWritten(SnapshotInfo),
 }
 
@@ -210,7 +213,9 @@ impl SinkState {
             Output::GroupChanged { id } => {
                 self.groups.insert(id.clone());
             }
-            Output::Unprovisioned { .. } | Output::CameOnline { .. } | Output::WentOffline { .. } => {}
+            Output::Unprovisioned { .. }
+            | Output::CameOnline { .. }
+            | Output::WentOffline { .. } => {}
         }
     }
 
@@ -224,7 +229,11 @@ impl SinkState {
     }
 
     /// Writes the pending batch (rows resolved from the current engine state).
-    pub fn flush(&mut self, store: &mut Store, engine: &Engine) -> Result<(), simguard_store::StoreError> {
+    pub fn flush(
+        &mut self,
+        store: &mut Store,
+        engine: &Engine,
+    ) -> Result<(), simguard_store::StoreError> {
         if self.batch.seq <= self.applied {
             return Ok(());
         }
@@ -331,12 +340,22 @@ pub fn engine_loop(
 }
 
 /// Writes snapshot files off the engine thread, then tells the sink.
-pub fn snapshot_loop(dir: PathBuf, rx: Receiver<(u64, Vec<u8>, u64)>, sink_tx: SyncSender<SinkMsg>) {
+pub fn snapshot_loop(
+    dir: PathBuf,
+    rx: Receiver<(u64, Vec<u8>, u64)>,
+    sink_tx: SyncSender<SinkMsg>,
+) {
     while let Ok((seq, bytes, devices)) = rx.recv() {
         let t = Instant::now();
         match snapshots::write(&dir, seq, &bytes) {
             Ok(size) => {
-                tracing::info!(seq, bytes = size, devices, ms = t.elapsed().as_millis() as u64, "snapshot written");
+                tracing::info!(
+                    seq,
+                    bytes = size,
+                    devices,
+                    ms = t.elapsed().as_millis() as u64,
+                    "snapshot written"
+                );
                 let info = SnapshotInfo {
                     seq,
                     created_ms: crate::acct::now_ms(),
@@ -353,18 +372,30 @@ pub fn snapshot_loop(dir: PathBuf, rx: Receiver<(u64, Vec<u8>, u64)>, sink_tx: S
     }
 }
 
-/// The store sink: batches outputs into one transaction about every `every`.
+/// How the store sink flushes and which snapshots it keeps.
+pub struct SinkSetup {
+    /// Flush at least this often: one SQLite transaction per interval.
+    pub every: Duration,
+    pub snapshot_dir: PathBuf,
+    /// Snapshots kept; older files are deleted once a new one is indexed.
+    pub keep: usize,
+}
+
+/// The store sink: batches outputs into one transaction about every `setup.every`.
 pub fn sink_loop(
     mut store: Store,
     mut state: SinkState,
     engine: Arc<RwLock<Engine>>,
     rx: Receiver<SinkMsg>,
-    every: Duration,
-    snapshot_dir: PathBuf,
-    keep: usize,
+    setup: SinkSetup,
     metrics: Metrics,
     health: Arc<Health>,
 ) {
+    let SinkSetup {
+        every,
+        snapshot_dir,
+        keep,
+    } = setup;
     let mut last = Instant::now();
     let flush = |store: &mut Store, state: &mut SinkState| {
         let e = engine.read();

@@ -3,7 +3,9 @@
 //! This is where protocol detail stops: the engine sees IMSIs, cells and
 //! counters, not attributes.
 
-use simguard_engine::{AcctRecord, AcctStatus, Cell, CellKind, Digits, Event, NasReset, Plmn, TimeZone};
+use simguard_engine::{
+    AcctRecord, AcctStatus, Cell, CellKind, Digits, Event, NasReset, Plmn, TimeZone,
+};
 use simguard_radius::acct::StatusType;
 use simguard_radius::tgpp::{self, UserLocationInfo};
 use simguard_radius::Accounting;
@@ -107,7 +109,10 @@ pub fn to_event(a: &Accounting<'_>, nas: &str, received_ms: i64) -> Result<Event
         terminate_cause: a.terminate_cause,
         interim_interval: a.interim_interval,
         charging_id: a.charging_id,
-        network: a.sgsn_mcc_mnc.and_then(plmn).or_else(|| a.uli.as_ref().and_then(|u| u.plmn()).and_then(plmn)),
+        network: a
+            .sgsn_mcc_mnc
+            .and_then(plmn)
+            .or_else(|| a.uli.as_ref().and_then(|u| u.plmn()).and_then(plmn)),
         rat: a.rat_type.map(|r| r.0),
         cell: a.uli.as_ref().and_then(cell),
         time_zone: a.ms_timezone.map(|t| TimeZone {

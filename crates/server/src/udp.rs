@@ -128,9 +128,9 @@ impl RecvBatch {
             let e = io::Error::last_os_error();
             self.count = 0;
             return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
-                    Ok(0)
-                }
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => Ok(0),
                 _ => Err(e),
             };
         }
@@ -209,7 +209,9 @@ impl SendBatch {
             }
             // SAFETY: n headers pointing at live buffers owned by self and
             // by the local arrays, all valid for the duration of the call.
-            let rc = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+            let rc = unsafe {
+                libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0)
+            };
             if rc <= 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -235,8 +237,18 @@ mod tests {
 
     #[test]
     fn batches_move_many_datagrams_with_their_sources() {
-        let a = bind("127.0.0.1:0".parse().unwrap(), 1 << 20, Duration::from_millis(200)).unwrap();
-        let b = bind("127.0.0.1:0".parse().unwrap(), 1 << 20, Duration::from_millis(200)).unwrap();
+        let a = bind(
+            "127.0.0.1:0".parse().unwrap(),
+            1 << 20,
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        let b = bind(
+            "127.0.0.1:0".parse().unwrap(),
+            1 << 20,
+            Duration::from_millis(200),
+        )
+        .unwrap();
         let to = a.local_addr().unwrap();
         let mut out = SendBatch::default();
         for i in 0..100u8 {

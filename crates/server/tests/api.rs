@@ -59,7 +59,13 @@ impl Harness {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
         let resp = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -86,7 +92,12 @@ fn device(imsi: &str, tenant: &str, group: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn probes_are_open_and_api_needs_a_known_token() {
     let h = start().await;
-    let r = h.http.get(format!("{}/healthz", h.base)).send().await.unwrap();
+    let r = h
+        .http
+        .get(format!("{}/healthz", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (s, body) = h.get("/readyz", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -94,7 +105,10 @@ async fn probes_are_open_and_api_needs_a_known_token() {
     let (s, body) = h.get("/api/v1/devices", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "unauthorized");
-    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Bearer"));
     let (s, _) = h.get("/api/v1/devices", Some("not-a-token")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, body) = h.get("/api/v1/devices", Some(ADMIN)).await;
@@ -123,10 +137,19 @@ async fn invalid_batch_writes_nothing_and_names_index_and_field() {
     assert_eq!(body["error"]["details"][0]["index"], 1);
     assert_eq!(body["error"]["details"][0]["field"], "imei");
     let (s, _) = h.get("/api/v1/devices/901700000000001", Some(ADMIN)).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "nothing of an invalid batch is written");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "nothing of an invalid batch is written"
+    );
 
     let (s, body) = h
-        .send(reqwest::Method::POST, "/api/v1/devices", ADMIN, json!({ "devices": [{"imsi": "1"}] }))
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/devices",
+            ADMIN,
+            json!({ "devices": [{"imsi": "1"}] }),
+        )
         .await;
     assert!(s.is_client_error(), "{body}");
     assert_eq!(body["error"]["code"], "invalid");
@@ -137,7 +160,13 @@ async fn invalid_batch_writes_nothing_and_names_index_and_field() {
 async fn upserted_devices_are_readable_at_once_with_filters_and_pages() {
     let h = start().await;
     let mut devices: Vec<Value> = (0..25)
-        .map(|i| device(&format!("9017000000000{i:02}"), "acme", if i % 2 == 0 { "meters" } else { "trackers" }))
+        .map(|i| {
+            device(
+                &format!("9017000000000{i:02}"),
+                "acme",
+                if i % 2 == 0 { "meters" } else { "trackers" },
+            )
+        })
         .collect();
     devices[3]["iccid"] = json!("89490170000000000031");
     devices[3]["msisdn"] = json!("+491700000003");
@@ -145,7 +174,12 @@ async fn upserted_devices_are_readable_at_once_with_filters_and_pages() {
     devices[3]["lifecycle"] = json!("blocked");
     devices[3]["label"] = json!("pallet 3");
     let (s, body) = h
-        .send(reqwest::Method::POST, "/api/v1/devices", ADMIN, json!({ "devices": devices }))
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/devices",
+            ADMIN,
+            json!({ "devices": devices }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["upserted"], 25);
@@ -161,9 +195,13 @@ async fn upserted_devices_are_readable_at_once_with_filters_and_pages() {
     assert_eq!(d["group"], "trackers");
     assert_eq!(d["status"], "never_seen");
 
-    let (_, page) = h.get("/api/v1/devices?group=meters&limit=100", Some(ADMIN)).await;
+    let (_, page) = h
+        .get("/api/v1/devices?group=meters&limit=100", Some(ADMIN))
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 13);
-    let (_, page) = h.get("/api/v1/devices?lifecycle=blocked", Some(ADMIN)).await;
+    let (_, page) = h
+        .get("/api/v1/devices?lifecycle=blocked", Some(ADMIN))
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
 
     // Pages of 10 cover every device exactly once, in IMSI order.
@@ -188,7 +226,13 @@ async fn upserted_devices_are_readable_at_once_with_filters_and_pages() {
     want.sort();
     assert_eq!(seen, want);
 
-    for bad in ["limit=0", "limit=5000", "status=sleeping", "rat=carrier-pigeon", "cursor=abc"] {
+    for bad in [
+        "limit=0",
+        "limit=5000",
+        "status=sleeping",
+        "rat=carrier-pigeon",
+        "cursor=abc",
+    ] {
         let (s, body) = h.get(&format!("/api/v1/devices?{bad}"), Some(ADMIN)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "invalid");
@@ -212,11 +256,24 @@ async fn tenant_keys_see_and_change_only_their_tenant() {
     h.add_key("viewer-b", Role::Viewer, Some("tenant-b"));
 
     let (_, page) = h.get("/api/v1/devices", Some("key-a")).await;
-    let imsis: Vec<&str> = page["items"].as_array().unwrap().iter().map(|d| d["imsi"].as_str().unwrap()).collect();
+    let imsis: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["imsi"].as_str().unwrap())
+        .collect();
     assert_eq!(imsis, vec!["901700000000101"]);
-    let (s, _) = h.get("/api/v1/devices/901700000000201", Some("key-a")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "another tenant's device does not exist for this key");
-    let (s, _) = h.get("/api/v1/devices/901700000000201/usage", Some("key-a")).await;
+    let (s, _) = h
+        .get("/api/v1/devices/901700000000201", Some("key-a"))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "another tenant's device does not exist for this key"
+    );
+    let (s, _) = h
+        .get("/api/v1/devices/901700000000201/usage", Some("key-a"))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, groups) = h.get("/api/v1/groups", Some("key-a")).await;
     assert_eq!(groups.as_array().unwrap().len(), 1);
@@ -226,26 +283,52 @@ async fn tenant_keys_see_and_change_only_their_tenant() {
 
     // Writing into another tenant is refused, and changes nothing.
     let (s, body) = h
-        .send(reqwest::Method::POST, "/api/v1/devices", "key-a", json!({ "devices": [device("901700000000202", "tenant-b", "b-meters")] }))
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/devices",
+            "key-a",
+            json!({ "devices": [device("901700000000202", "tenant-b", "b-meters")] }),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["details"][0]["field"], "tenant");
     let (s, _) = h.get("/api/v1/devices/901700000000202", Some(ADMIN)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = h
-        .send(reqwest::Method::PUT, "/api/v1/groups/b-meters", "key-a", json!({ "tenant": "tenant-b" }))
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/groups/b-meters",
+            "key-a",
+            json!({ "tenant": "tenant-b" }),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = h
-        .send(reqwest::Method::PUT, "/api/v1/tenants/tenant-c", "key-a", json!({ "name": "C" }))
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/tenants/tenant-c",
+            "key-a",
+            json!({ "name": "C" }),
+        )
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "only operator-wide admins create tenants");
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "only operator-wide admins create tenants"
+    );
 
     // A viewer reads but does not write.
-    let (s, _) = h.get("/api/v1/devices/901700000000201", Some("viewer-b")).await;
+    let (s, _) = h
+        .get("/api/v1/devices/901700000000201", Some("viewer-b"))
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (s, body) = h
-        .send(reqwest::Method::POST, "/api/v1/devices", "viewer-b", json!({ "devices": [device("901700000000203", "tenant-b", "b-meters")] }))
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/devices",
+            "viewer-b",
+            json!({ "devices": [device("901700000000203", "tenant-b", "b-meters")] }),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     h.server.shutdown().await;
@@ -268,18 +351,35 @@ async fn groups_carry_a_validated_declared_profile() {
     let (_, groups) = h.get("/api/v1/groups", Some(ADMIN)).await;
     let g = &groups[0];
     assert_eq!(g["profile"]["allowed_countries"], json!(["DE", "NL"]));
-    assert_eq!(g["profile"]["allowed_networks"], json!(["262-01", "204-08"]));
+    assert_eq!(
+        g["profile"]["allowed_networks"],
+        json!(["262-01", "204-08"])
+    );
     assert_eq!(g["profile"]["imei_lock"], true);
     for (bad, field) in [
-        (json!({ "tenant": "acme", "profile": { "allowed_networks": ["26"] } }), "allowed_networks"),
-        (json!({ "tenant": "acme", "profile": { "allowed_countries": ["Germany"] } }), "allowed_countries"),
-        (json!({ "tenant": "acme", "profile": { "active_hours": [25, 3] } }), "active_hours"),
+        (
+            json!({ "tenant": "acme", "profile": { "allowed_networks": ["26"] } }),
+            "allowed_networks",
+        ),
+        (
+            json!({ "tenant": "acme", "profile": { "allowed_countries": ["Germany"] } }),
+            "allowed_countries",
+        ),
+        (
+            json!({ "tenant": "acme", "profile": { "active_hours": [25, 3] } }),
+            "active_hours",
+        ),
         (json!({ "tenant": "Acme" }), "tenant"),
         (json!({ "tenant": "acme", "colour": "red" }), "colour"),
     ] {
-        let (s, body) = h.send(reqwest::Method::PUT, "/api/v1/groups/meters", ADMIN, bad).await;
+        let (s, body) = h
+            .send(reqwest::Method::PUT, "/api/v1/groups/meters", ADMIN, bad)
+            .await;
         assert!(s.is_client_error(), "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(field), "{field}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{field}: {body}"
+        );
     }
     h.server.shutdown().await;
 }
@@ -290,11 +390,25 @@ async fn openapi_document_lists_the_routes() {
     let (s, doc) = h.get("/api/v1/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for p in ["/api/v1/devices", "/api/v1/devices/{imsi}", "/api/v1/devices/{imsi}/usage", "/api/v1/groups/{id}", "/api/v1/status"] {
+    for p in [
+        "/api/v1/devices",
+        "/api/v1/devices/{imsi}",
+        "/api/v1/devices/{imsi}/usage",
+        "/api/v1/groups/{id}",
+        "/api/v1/status",
+    ] {
         assert!(doc["paths"][p].is_object(), "missing {p}");
     }
     assert!(doc["components"]["schemas"]["DeviceView"].is_object());
-    let m = h.http.get(format!("{}/metrics", h.base)).send().await.unwrap().text().await.unwrap();
+    let m = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("simguard_devices{status=\"online\"}"), "{m}");
     h.server.shutdown().await;
 }

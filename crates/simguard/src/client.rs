@@ -2,7 +2,6 @@
 //! to a running server (import, sim --provision, demo).
 
 use anyhow::{anyhow, Context, Result};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub struct ApiClient {
@@ -29,23 +28,21 @@ impl ApiClient {
         if status.is_success() {
             Ok(body)
         } else {
-            let msg = body["error"]["message"].as_str().unwrap_or("no message").to_string();
-            Err(anyhow!("server answered {status}: {msg}").context(body["error"]["details"].to_string()))
+            let msg = body["error"]["message"]
+                .as_str()
+                .unwrap_or("no message")
+                .to_string();
+            Err(anyhow!("server answered {status}: {msg}")
+                .context(body["error"]["details"].to_string()))
         }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("GET {}{path}", self.base))?;
-        Ok(serde_json::from_value(Self::check(resp).await?)?)
-    }
-
-    pub async fn send<B: Serialize>(&self, method: reqwest::Method, path: &str, body: &B) -> Result<serde_json::Value> {
+    pub async fn send<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<serde_json::Value> {
         let resp = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))

@@ -257,8 +257,13 @@ impl Store {
                 )
                 .map_err(map)?;
             for ((imsi, hour), (up, down)) in &batch.usage {
-                u.execute(params![imsi.packed() as i64, hour, *up as i64, *down as i64])
-                    .map_err(map)?;
+                u.execute(params![
+                    imsi.packed() as i64,
+                    hour,
+                    *up as i64,
+                    *down as i64
+                ])
+                .map_err(map)?;
             }
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('applied_seq', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",

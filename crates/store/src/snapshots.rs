@@ -54,7 +54,10 @@ pub fn read(dir: &Path, file: &str) -> Result<Vec<u8>> {
     let path = dir.join(file);
     let mut data = fs::read(&path).map_err(io(&path))?;
     if data.len() < 32 {
-        return Err(StoreError::Corrupt(format!("{}: too short", path.display())));
+        return Err(StoreError::Corrupt(format!(
+            "{}: too short",
+            path.display()
+        )));
     }
     let body_len = data.len() - 32;
     let want = Sha256::digest(&data[..body_len]);

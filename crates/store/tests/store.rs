@@ -67,8 +67,10 @@ fn api_keys_are_found_by_token_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     let mut s = Store::open(&path).unwrap();
-    s.add_api_key("admin", "s3cret-token", Role::Admin, None, 0).unwrap();
-    s.add_api_key("admin", "s3cret-token", Role::Admin, None, 0).unwrap();
+    s.add_api_key("admin", "s3cret-token", Role::Admin, None, 0)
+        .unwrap();
+    s.add_api_key("admin", "s3cret-token", Role::Admin, None, 0)
+        .unwrap();
     assert_eq!(s.api_key_count().unwrap(), 1);
     let r = Store::open_reader(&path).unwrap();
     let k = r.find_api_key("s3cret-token").unwrap().unwrap();

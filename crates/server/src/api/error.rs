@@ -107,6 +107,10 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::new(r.status(), "invalid", format!("bad JSON body: {}", r.body_text()))
+        ApiError::new(
+            r.status(),
+            "invalid",
+            format!("bad JSON body: {}", r.body_text()),
+        )
     }
 }

@@ -44,7 +44,10 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         let c = openapi.components.get_or_insert_with(Default::default);
-        c.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -53,7 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(ApiDoc::openapi()) }),
+        )
         .route("/api/v1/status", get(status))
         .route("/api/v1/devices", get(list_devices).post(upsert_devices))
         .route("/api/v1/devices/{imsi}", get(get_device))
@@ -85,7 +91,9 @@ impl Caller {
     pub fn require_write(&self) -> Result<(), ApiError> {
         match self.0.role {
             Role::Admin | Role::Operator => Ok(()),
-            Role::Viewer => Err(ApiError::forbidden("this API key is read-only (role viewer)")),
+            Role::Viewer => Err(ApiError::forbidden(
+                "this API key is read-only (role viewer)",
+            )),
         }
     }
 
@@ -93,15 +101,22 @@ impl Caller {
         if self.0.tenant.is_none() && self.0.role == Role::Admin {
             Ok(())
         } else {
-            Err(ApiError::forbidden("only an operator-wide admin key can do this"))
+            Err(ApiError::forbidden(
+                "only an operator-wide admin key can do this",
+            ))
         }
     }
 }
 
-fn with_reader<T>(state: &AppState, f: impl FnOnce(&StoreReader) -> Result<T, simguard_store::StoreError>) -> Result<T, ApiError> {
+fn with_reader<T>(
+    state: &AppState,
+    f: impl FnOnce(&StoreReader) -> Result<T, simguard_store::StoreError>,
+) -> Result<T, ApiError> {
     let mut guard = state.store.lock();
     if guard.is_none() {
-        *guard = Some(simguard_store::Store::open_reader(&state.store_path).map_err(ApiError::internal)?);
+        *guard = Some(
+            simguard_store::Store::open_reader(&state.store_path).map_err(ApiError::internal)?,
+        );
     }
     match guard.as_ref() {
         Some(r) => f(r).map_err(ApiError::internal),
@@ -112,12 +127,18 @@ fn with_reader<T>(state: &AppState, f: impl FnOnce(&StoreReader) -> Result<T, si
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
         let key = with_reader(state, |r| r.find_api_key(token))?;
@@ -132,7 +153,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
     let store_ok = !s.health.store_failed.load(Ordering::Relaxed);
     let ready = s.ready.load(Ordering::Relaxed) && journal_ok && store_ok;
     let body = serde_json::json!({ "ready": ready, "journal": journal_ok, "store": store_ok });
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
@@ -141,7 +166,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
         let e = s.engine.read();
         let now = e.clock();
         let (mut online, mut offline, mut never, mut unprov) = (0u64, 0u64, 0u64, 0u64);
-        let mut by_l: BTreeMap<&'static str, u64> = Lifecycle::ALL.iter().map(|l| (l.as_str(), 0)).collect();
+        let mut by_l: BTreeMap<&'static str, u64> =
+            Lifecycle::ALL.iter().map(|l| (l.as_str(), 0)).collect();
         e.for_each_device(|d| {
             match views::status(d, now) {
                 "online" => online += 1,
@@ -192,7 +218,10 @@ async fn status(State(s): State<AppState>, _c: Caller) -> Json<StatusView> {
     let mut acct = BTreeMap::new();
     acct.insert("received".to_string(), a.received.load(Ordering::Relaxed));
     acct.insert("accepted".to_string(), a.accepted.load(Ordering::Relaxed));
-    acct.insert("duplicates".to_string(), a.duplicates.load(Ordering::Relaxed));
+    acct.insert(
+        "duplicates".to_string(),
+        a.duplicates.load(Ordering::Relaxed),
+    );
     for r in crate::metrics::DropReason::ALL {
         acct.insert(format!("dropped_{}", r.as_str()), a.dropped(r));
     }
@@ -252,12 +281,16 @@ async fn list_devices(
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
     let after = match &q.cursor {
-        Some(c) => Some(Digits::parse(c).ok_or_else(|| ApiError::invalid("cursor is not an IMSI"))?),
+        Some(c) => {
+            Some(Digits::parse(c).ok_or_else(|| ApiError::invalid("cursor is not an IMSI"))?)
+        }
         None => None,
     };
     if let Some(st) = &q.status {
         if !["online", "offline", "never_seen"].contains(&st.as_str()) {
-            return Err(ApiError::invalid("status must be online, offline or never_seen"));
+            return Err(ApiError::invalid(
+                "status must be online, offline or never_seen",
+            ));
         }
     }
     let lifecycle = match &q.lifecycle {
@@ -265,7 +298,9 @@ async fn list_devices(
         None => None,
     };
     let rat = match &q.rat {
-        Some(r) => Some(views::parse_rat(r).ok_or_else(|| ApiError::invalid(format!("unknown RAT {r:?}")))?),
+        Some(r) => Some(
+            views::parse_rat(r).ok_or_else(|| ApiError::invalid(format!("unknown RAT {r:?}")))?,
+        ),
         None => None,
     };
     let country = q.country.as_ref().map(|c| c.to_ascii_uppercase());
@@ -320,8 +355,16 @@ async fn list_devices(
         true
     });
     let more = page.len() > limit;
-    let items: Vec<DeviceView> = page.iter().take(limit).map(|d| device_view(&e, d)).collect();
-    let next_cursor = if more { items.last().map(|d| d.imsi.clone()) } else { None };
+    let items: Vec<DeviceView> = page
+        .iter()
+        .take(limit)
+        .map(|d| device_view(&e, d))
+        .collect();
+    let next_cursor = if more {
+        items.last().map(|d| d.imsi.clone())
+    } else {
+        None
+    };
     Ok(Json(DevicePage { items, next_cursor }))
 }
 
@@ -331,7 +374,11 @@ fn parse_imsi_path(imsi: &str) -> Result<Digits, ApiError> {
 
 /// One device: identity, lifecycle, live session, network, cell and usage.
 #[utoipa::path(get, path = "/api/v1/devices/{imsi}", params(("imsi" = String, Path, description = "IMSI, 6 to 15 digits")), responses((status = 200, body = DeviceView), (status = 404, body = error::ErrorBody)))]
-async fn get_device(State(s): State<AppState>, caller: Caller, Path(imsi): Path<String>) -> Result<Json<DeviceView>, ApiError> {
+async fn get_device(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(imsi): Path<String>,
+) -> Result<Json<DeviceView>, ApiError> {
     let imsi = parse_imsi_path(&imsi)?;
     let e = s.engine.read();
     let d = e
@@ -388,7 +435,13 @@ async fn device_usage(
     };
     let parse = |v: &Option<String>, name: &str| -> Result<Option<i64>, ApiError> {
         v.as_deref()
-            .map(|t| parse_rfc3339(t).ok_or_else(|| ApiError::invalid(format!("{name}: {t:?} is not RFC 3339 (2026-11-22T10:00:00Z) or a date"))))
+            .map(|t| {
+                parse_rfc3339(t).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "{name}: {t:?} is not RFC 3339 (2026-11-22T10:00:00Z) or a date"
+                    ))
+                })
+            })
             .transpose()
     };
     let to = parse(&q.to, "to")?.unwrap_or(now + HOUR_MS);
@@ -476,7 +529,9 @@ pub async fn submit(s: &AppState, events: Vec<Event>) -> Result<u64, ApiError> {
     let (done, rx) = tokio::sync::oneshot::channel();
     s.submit
         .try_send(Submission::Api { events, done })
-        .map_err(|_| ApiError::unavailable("the journal queue is full or stopped; retry shortly"))?;
+        .map_err(|_| {
+            ApiError::unavailable("the journal queue is full or stopped; retry shortly")
+        })?;
     let seq = rx
         .await
         .map_err(|_| ApiError::unavailable("server is shutting down"))?
@@ -484,7 +539,9 @@ pub async fn submit(s: &AppState, events: Vec<Event>) -> Result<u64, ApiError> {
     let mut applied = s.applied.clone();
     tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= seq))
         .await
-        .map_err(|_| ApiError::unavailable("change is durable but not yet applied; read again shortly"))?
+        .map_err(|_| {
+            ApiError::unavailable("change is durable but not yet applied; read again shortly")
+        })?
         .map_err(|_| ApiError::unavailable("server is shutting down"))?;
     Ok(seq)
 }
@@ -528,7 +585,11 @@ async fn upsert_devices(
         let mut err = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
-            format!("{} of {} devices are invalid; nothing was written", problems.len(), body.devices.len()),
+            format!(
+                "{} of {} devices are invalid; nothing was written",
+                problems.len(),
+                body.devices.len()
+            ),
         );
         err.details = problems;
         return Err(err);
@@ -578,7 +639,14 @@ async fn put_tenant(
     caller.require_operator_wide()?;
     let Json(body) = body?;
     inventory::validate_slug("id", &id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let seq = submit(&s, vec![Event::UpsertTenant(Tenant { id, name: body.name })]).await?;
+    let seq = submit(
+        &s,
+        vec![Event::UpsertTenant(Tenant {
+            id,
+            name: body.name,
+        })],
+    )
+    .await?;
     Ok(Json(UpsertResult { upserted: 1, seq }))
 }
 
@@ -586,7 +654,12 @@ async fn put_tenant(
 #[utoipa::path(get, path = "/api/v1/groups", responses((status = 200, body = [GroupView])))]
 async fn list_groups(State(s): State<AppState>, caller: Caller) -> Json<Vec<GroupView>> {
     let e = s.engine.read();
-    Json(e.groups().filter(|g| caller.sees(Some(&g.tenant))).map(group_view).collect())
+    Json(
+        e.groups()
+            .filter(|g| caller.sees(Some(&g.tenant)))
+            .map(group_view)
+            .collect(),
+    )
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -626,19 +699,29 @@ async fn put_group(
     caller.require_write()?;
     let Json(body) = body?;
     inventory::validate_slug("id", &id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    inventory::validate_slug("tenant", &body.tenant).map_err(|e| ApiError::invalid(e.to_string()))?;
+    inventory::validate_slug("tenant", &body.tenant)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     if !caller.sees(Some(&body.tenant)) {
-        return Err(ApiError::forbidden(format!("this API key cannot write tenant {:?}", body.tenant)));
+        return Err(ApiError::forbidden(format!(
+            "this API key cannot write tenant {:?}",
+            body.tenant
+        )));
     }
     let p = body.profile.unwrap_or_default();
     if let Some((a, b)) = p.active_hours {
         if a > 23 || b > 24 || a == b {
-            return Err(ApiError::invalid("profile.active_hours: [start, end) hours with start 0-23, end 1-24, start != end"));
+            return Err(ApiError::invalid(
+                "profile.active_hours: [start, end) hours with start 0-23, end 1-24, start != end",
+            ));
         }
     }
     let mut networks = Vec::new();
     for n in &p.allowed_networks {
-        networks.push(Plmn::parse(n).ok_or_else(|| ApiError::invalid(format!("profile.allowed_networks: {n:?} is not an MCC-MNC like \"262-01\"")))?);
+        networks.push(Plmn::parse(n).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "profile.allowed_networks: {n:?} is not an MCC-MNC like \"262-01\""
+            ))
+        })?);
     }
     let mut countries = Vec::new();
     for c in &p.allowed_countries {

@@ -286,7 +286,8 @@ pub fn parse_rat(s: &str) -> Option<u8> {
     if let Ok(n) = s.parse::<u8>() {
         return Some(n);
     }
-    (0..=255u8).find(|c| RatType(*c).name().eq_ignore_ascii_case(s) && RatType(*c).name() != "unknown")
+    (0..=255u8)
+        .find(|c| RatType(*c).name().eq_ignore_ascii_case(s) && RatType(*c).name() != "unknown")
 }
 
 pub fn lifecycle_of(s: &str) -> Option<inventory::Lifecycle> {

@@ -42,7 +42,8 @@ fn demo_token(data_dir: &Path) -> Result<String> {
             return Ok(t);
         }
     }
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let t = format!("demo-{:016x}", rand_u64());
     std::fs::write(&path, &t).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
@@ -56,7 +57,11 @@ fn demo_token(data_dir: &Path) -> Result<String> {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }
 
@@ -69,7 +74,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .iter()
         .find(|c| c.address.contains(&std::net::IpAddr::from([127, 0, 0, 1])))
         .map(|c| c.secret.clone())
-        .context("the configuration has no RADIUS client for 127.0.0.1, which the simulator needs")?;
+        .context(
+            "the configuration has no RADIUS client for 127.0.0.1, which the simulator needs",
+        )?;
     let server = Server::start(
         cfg,
         StartOptions {
@@ -101,11 +108,16 @@ pub async fn run(a: DemoArgs) -> Result<()> {
 
     println!();
     println!("simguard demo is running");
-    println!("  fleet       {} devices ({provisioned} provisioned), simulated time x{}", a.devices, a.speed);
+    println!(
+        "  fleet       {} devices ({provisioned} provisioned), simulated time x{}",
+        a.devices, a.speed
+    );
     println!("  RADIUS      udp://{} (accounting)", server.acct_addr);
     println!("  API         {base}/api/v1/devices");
     println!("  token       {token}");
-    println!("  try         curl -s -H 'Authorization: Bearer {token}' '{base}/api/v1/devices?limit=5'");
+    println!(
+        "  try         curl -s -H 'Authorization: Bearer {token}' '{base}/api/v1/devices?limit=5'"
+    );
     println!("  metrics     {base}/metrics");
     println!("  data        survives restarts; stop with Ctrl-C");
     println!();
@@ -129,7 +141,11 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
     {
         let e = server.engine.read();
-        println!("engine: {} devices, journal at {}", e.device_count(), e.seq());
+        println!(
+            "engine: {} devices, journal at {}",
+            e.device_count(),
+            e.seq()
+        );
     }
     server.shutdown().await;
     Ok(())

@@ -9,11 +9,31 @@ use simguard_sim::{Profile, SimDevice};
 /// (tenant id, tenant name, group id, group name) of a profile.
 pub fn placement(p: Profile) -> (&'static str, &'static str, &'static str, &'static str) {
     match p {
-        Profile::SmartMeter => ("northgrid", "NorthGrid Utilities", "smart-meters", "Smart meters"),
-        Profile::PalletTracker => ("fastfreight", "FastFreight Logistics", "pallet-trackers", "Pallet trackers"),
-        Profile::PatientMonitor => ("medcare", "MedCare Remote", "patient-monitors", "Patient monitors"),
+        Profile::SmartMeter => (
+            "northgrid",
+            "NorthGrid Utilities",
+            "smart-meters",
+            "Smart meters",
+        ),
+        Profile::PalletTracker => (
+            "fastfreight",
+            "FastFreight Logistics",
+            "pallet-trackers",
+            "Pallet trackers",
+        ),
+        Profile::PatientMonitor => (
+            "medcare",
+            "MedCare Remote",
+            "patient-monitors",
+            "Patient monitors",
+        ),
         Profile::VendingMachine => ("vendco", "VendCo", "vending-machines", "Vending machines"),
-        Profile::Camera => ("northgrid", "NorthGrid Utilities", "site-cameras", "Site cameras"),
+        Profile::Camera => (
+            "northgrid",
+            "NorthGrid Utilities",
+            "site-cameras",
+            "Site cameras",
+        ),
     }
 }
 
@@ -61,8 +81,12 @@ pub async fn provision(api: &ApiClient, fleet: &[SimDevice]) -> Result<usize> {
         })
         .collect();
     for chunk in devices.chunks(5000) {
-        api.send(reqwest::Method::POST, "/api/v1/devices", &serde_json::json!({ "devices": chunk }))
-            .await?;
+        api.send(
+            reqwest::Method::POST,
+            "/api/v1/devices",
+            &serde_json::json!({ "devices": chunk }),
+        )
+        .await?;
     }
     Ok(devices.len())
 }

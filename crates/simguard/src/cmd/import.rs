@@ -41,25 +41,53 @@ pub struct RowError {
 
 impl std::fmt::Display for RowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}, field {}: {}", self.line, self.field, self.message)
+        write!(
+            f,
+            "line {}, field {}: {}",
+            self.line, self.field, self.message
+        )
     }
 }
 
 const REQUIRED: [&str; 3] = ["imsi", "tenant", "group"];
-const KNOWN: [&str; 8] = ["imsi", "tenant", "group", "iccid", "msisdn", "imei", "lifecycle", "label"];
+const KNOWN: [&str; 8] = [
+    "imsi",
+    "tenant",
+    "group",
+    "iccid",
+    "msisdn",
+    "imei",
+    "lifecycle",
+    "label",
+];
 
 /// Reads and validates a device CSV. Returns the valid rows and the errors.
-pub fn read_devices(path: &Path, mut progress: impl FnMut(u64)) -> Result<(Vec<DeviceInput>, Vec<RowError>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(file);
+pub fn read_devices(
+    path: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<(Vec<DeviceInput>, Vec<RowError>)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(file);
     let headers = rdr
         .headers()
         .with_context(|| format!("{}: cannot read the header line", path.display()))?
         .clone();
-    let cols: HashMap<String, usize> = headers.iter().enumerate().map(|(i, h)| (h.to_ascii_lowercase(), i)).collect();
+    let cols: HashMap<String, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.to_ascii_lowercase(), i))
+        .collect();
     for h in headers.iter() {
         if !KNOWN.contains(&h.to_ascii_lowercase().as_str()) {
-            bail!("{}: line 1: unknown column {h:?}; expected {}", path.display(), KNOWN.join(", "));
+            bail!(
+                "{}: line 1: unknown column {h:?}; expected {}",
+                path.display(),
+                KNOWN.join(", ")
+            );
         }
     }
     for r in REQUIRED {
@@ -157,7 +185,12 @@ pub async fn run(what: ImportWhat) -> Result<()> {
     for e in &errors {
         eprintln!("{}: {e}", file.display());
     }
-    eprintln!("{}: {} valid rows, {} rejected", file.display(), rows.len(), errors.len());
+    eprintln!(
+        "{}: {} valid rows, {} rejected",
+        file.display(),
+        rows.len(),
+        errors.len()
+    );
     if !dry_run && !rows.is_empty() {
         let token = token
             .or_else(|| std::env::var("SIMGUARD_ADMIN_TOKEN").ok())
@@ -181,7 +214,11 @@ pub async fn run(what: ImportWhat) -> Result<()> {
         eprintln!("imported {} devices into {server}", rows.len());
     }
     if !errors.is_empty() {
-        bail!("{} rows rejected (see above); the other rows were {}", errors.len(), if dry_run { "valid" } else { "imported" });
+        bail!(
+            "{} rows rejected (see above); the other rows were {}",
+            errors.len(),
+            if dry_run { "valid" } else { "imported" }
+        );
     }
     Ok(())
 }
@@ -207,7 +244,17 @@ mod tests {
         f.flush().unwrap();
         let (ok, errs) = read_devices(f.path(), |_| {}).unwrap();
         let got: Vec<(u64, &str)> = errs.iter().map(|e| (e.line, e.field.as_str())).collect();
-        assert_eq!(got, vec![(3, "imsi"), (4, "imei"), (5, "lifecycle"), (6, "imsi"), (7, "tenant"), (8, "-")]);
+        assert_eq!(
+            got,
+            vec![
+                (3, "imsi"),
+                (4, "imei"),
+                (5, "lifecycle"),
+                (6, "imsi"),
+                (7, "tenant"),
+                (8, "-")
+            ]
+        );
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[1].label.as_deref(), Some("quoted, label"));
     }

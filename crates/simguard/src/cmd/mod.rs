@@ -1,1 +1,5 @@
-pub mod demo; pub mod fleet_inventory; pub mod import; pub mod serve; pub mod sim;
+pub mod demo;
+pub mod fleet_inventory;
+pub mod import;
+pub mod serve;
+pub mod sim;

@@ -27,7 +27,9 @@ pub async fn stop_signal() {
 }
 
 pub fn admin_token_from_env() -> Option<String> {
-    std::env::var("SIMGUARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
+    std::env::var("SIMGUARD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 pub async fn run(config: Option<PathBuf>) -> Result<()> {
@@ -41,7 +43,10 @@ pub async fn run(config: Option<PathBuf>) -> Result<()> {
     .await?;
     eprintln!("simguard serving");
     eprintln!("  RADIUS accounting  udp://{}", server.acct_addr);
-    eprintln!("  API                http://{}/api/v1/devices", server.http_addr);
+    eprintln!(
+        "  API                http://{}/api/v1/devices",
+        server.http_addr
+    );
     eprintln!("  metrics            http://{}/metrics", server.http_addr);
     if let Some(t) = &server.generated_token {
         eprintln!("  no API key was configured; generated admin token (shown once): {t}");

@@ -24,7 +24,11 @@ pub struct SimArgs {
     #[arg(long, default_value = "127.0.0.1:1813")]
     pub target: SocketAddr,
     /// Shared secret of the NAS entry the server has for our source address.
-    #[arg(long, env = "SIMGUARD_SIM_SECRET", default_value = "simguard-local-secret")]
+    #[arg(
+        long,
+        env = "SIMGUARD_SIM_SECRET",
+        default_value = "simguard-local-secret"
+    )]
     pub secret: String,
     #[arg(long, default_value_t = 1000)]
     pub devices: u32,
