@@ -103,7 +103,6 @@ pub(crate) struct Device {
     /// Current session, or the one just stopped until the next Start replaces it.
     pub session: Option<Session>,
     pub session_id: String,
-    seq: u32,
     next: Action,
     pub next_ms: u64,
 }
@@ -157,7 +156,6 @@ impl Device {
             cross_on_attach: false,
             session: None,
             session_id: String::with_capacity(24),
-            seq: 0,
             next: Action::Start,
             next_ms: start_ms,
         };
@@ -200,15 +198,16 @@ impl Device {
     }
 
     fn begin_session(&mut self, t: u64, pgw: &mut Pgw) {
-        self.seq += 1;
         let charging_id = pgw.charging_id();
         let framed_ip = pgw.pool.allocate(t);
         self.session_id.clear();
-        // Charging-ID as a PGW would print it, made unique by device index and sequence.
+        // Charging-ID as a PGW prints it, then the session's start in ms and the device:
+        // unique within a run, and across runs that resume the same fleet (same seed,
+        // later start) too, which a server that remembers sessions depends on.
         let _ = write!(
             self.session_id,
-            "{charging_id:08X}{:08X}{:04X}",
-            self.index, self.seq
+            "{charging_id:08X}-{t:011X}-{:X}",
+            self.index
         );
         self.session = Some(Session {
             charging_id,

@@ -41,6 +41,7 @@ impl SimDevice {
 /// Stream numbers for ChaCha8: one per device and purpose, so a device's identity and
 /// behaviour depend only on (seed, index), never on how other devices were drawn.
 pub(crate) const STREAM_FLEET: u64 = 0;
+pub(crate) const STREAM_PGW: u64 = 3 << 32;
 pub(crate) fn identity_stream(index: u32) -> u64 {
     (1 << 32) | u64::from(index)
 }
@@ -127,7 +128,7 @@ pub fn fleet(
     let counts = mix.counts(devices);
     let mut profiles: Vec<Profile> = Vec::with_capacity(devices as usize);
     for p in Profile::ALL {
-        profiles.extend(std::iter::repeat(p).take(counts[p.index()] as usize));
+        profiles.resize(profiles.len() + counts[p.index()] as usize, p);
     }
     profiles.shuffle(&mut frng);
 

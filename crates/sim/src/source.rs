@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::device::{Device, Pgw, Record};
-use crate::fleet::{fleet, rng, STREAM_FLEET};
+use crate::fleet::{fleet, rng, STREAM_PGW};
 use crate::pool::IpPool;
 use crate::{Mode, SimConfig};
 use rand::Rng;
@@ -40,7 +40,9 @@ impl Generator {
     pub fn new(cfg: &SimConfig, start_ms: u64) -> Generator {
         let load = matches!(cfg.mode, Mode::Load { .. });
         let sims = fleet(cfg.seed, cfg.devices, &cfg.mix, cfg.unprovisioned_share);
-        let mut base = rng(cfg.seed, STREAM_FLEET);
+        // Seeded by the start too: a fleet resumed later gets other charging ids, as a
+        // restarted PGW would, while its devices keep their identity and habits.
+        let mut base = rng(cfg.seed ^ start_ms.rotate_left(23), STREAM_PGW);
         let mut pgw = Pgw {
             pool: IpPool::new(cfg.ip_pool_base, cfg.ip_pool_prefix),
             // A PGW's charging ids run on from wherever it was when the simulation joined.

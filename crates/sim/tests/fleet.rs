@@ -360,3 +360,39 @@ fn daily_volume_matches_the_profile() {
         );
     }
 }
+
+#[test]
+fn a_resumed_fleet_keeps_its_devices_but_not_its_session_ids() {
+    let sessions = |start: u64| -> (HashSet<String>, HashMap<String, (u8, String)>) {
+        let mut c = cfg(21, 100);
+        c.start_unix = start;
+        c.sim_duration = Some(Duration::from_secs(86_400));
+        let mut ids = HashSet::new();
+        let mut habits = HashMap::new();
+        for raw in generate_requests(&c, 1_000_000).unwrap() {
+            let p = Packet::parse(&raw).unwrap();
+            let a = Accounting::from_packet(&p).unwrap();
+            ids.insert(a.session_id.unwrap().to_string());
+            let plmn = a.sgsn_mcc_mnc.unwrap().to_string();
+            habits.insert(a.imsi.unwrap().to_string(), (a.rat_type.unwrap().0, plmn));
+        }
+        (ids, habits)
+    };
+    let (first, habits_first) = sessions(START);
+    let (resumed, habits_resumed) = sessions(START + 86_400);
+    assert!(first.len() > 100);
+    assert!(
+        first.is_disjoint(&resumed),
+        "a resumed run must not reuse session ids"
+    );
+    // Same devices, same radio; static devices stay in their country.
+    let devices = fleet(21, 100, &ProfileMix::default(), 0.0);
+    for d in devices
+        .iter()
+        .filter(|d| d.profile != Profile::PalletTracker)
+    {
+        if let (Some(a), Some(b)) = (habits_first.get(&d.imsi), habits_resumed.get(&d.imsi)) {
+            assert_eq!(a, b, "{} changed RAT or network", d.imsi);
+        }
+    }
+}

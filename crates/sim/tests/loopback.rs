@@ -105,7 +105,8 @@ async fn fleet_over_loopback_matches_ground_truth() {
     assert!(report.latency_p50_us > 0 && report.latency_max_us >= report.latency_p99_us);
     assert_eq!(report.sim_time_start, START);
     assert_eq!(report.sim_time_end, START + 3 * 3_600);
-    assert!(report.max_lag_secs < 60.0);
+    // A scheduling hiccup of a few ms is minutes of simulated time at this speed.
+    assert!(report.max_lag_secs < 600.0, "{report:?}");
 
     let recs = decode(&seen);
     let devices = fleet(cfg.seed, cfg.devices, &cfg.mix, cfg.unprovisioned_share);
