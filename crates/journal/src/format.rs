@@ -35,7 +35,8 @@ pub(crate) fn parse_segment_name(name: &OsStr) -> Option<u64> {
     if digits.len() != SEQ_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    // Sequence numbers start at 1, so a segment named 0 cannot be ours.
+    digits.parse().ok().filter(|&seq| seq > 0)
 }
 
 pub(crate) fn encode_segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER_LEN] {
@@ -162,6 +163,7 @@ mod tests {
             "00000000000000000042.sgj.bak",
             "0000000000000000004x.sgj",
             "99999999999999999999.sgj", // overflows u64
+            "00000000000000000000.sgj", // sequence numbers start at 1
         ] {
             assert_eq!(parse_segment_name(OsStr::new(stray)), None, "{stray}");
         }

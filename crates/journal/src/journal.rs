@@ -16,6 +16,21 @@ use crate::lock::DirLock;
 use crate::reader::Reader;
 use crate::segment::{Opened, SegmentCursor, Step, READ_BUF_LEN};
 
+/// Cuts the commit buffer back to `len` when dropped, unless `len` was
+/// disarmed to `usize::MAX`.
+struct TruncateOnUnwind<'a> {
+    /// The commit buffer being appended to.
+    buf: &'a mut Vec<u8>,
+    /// Length before the record being appended.
+    len: usize,
+}
+
+impl Drop for TruncateOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.buf.truncate(self.len);
+    }
+}
+
 /// Commit buffer capacity kept between commits.
 const RETAINED_BUF_BYTES: usize = 32 * 1024 * 1024;
 
@@ -301,14 +316,27 @@ impl Journal {
         };
         recovery.segments = sealed.len() + 1;
         recovery.last_seq = last_seq;
-        info!(
-            dir = %dir.display(),
-            segments = recovery.segments,
-            records = recovery.records,
-            last_seq,
-            truncated_bytes = recovery.truncated_bytes,
-            "journal: recovered"
-        );
+        if let Some((path, offset)) = &recovery.truncated_at {
+            warn!(
+                dir = %dir.display(),
+                segments = recovery.segments,
+                records = recovery.records,
+                last_seq,
+                truncated_bytes = recovery.truncated_bytes,
+                truncated_path = %path.display(),
+                truncated_offset = offset,
+                "journal: recovered after cutting a torn tail (the previous process crashed mid-commit; \
+                 only unacknowledged records were lost)"
+            );
+        } else {
+            info!(
+                dir = %dir.display(),
+                segments = recovery.segments,
+                records = recovery.records,
+                last_seq,
+                "journal: recovered"
+            );
+        }
 
         let journal = Journal {
             dir,
@@ -352,7 +380,16 @@ impl Journal {
         let start = self.buf.len();
         let payload_start = start + RECORD_HEADER_LEN;
         self.buf.resize(payload_start, 0);
-        f(&mut self.buf);
+        {
+            // If `f` panics and the caller catches it, the placeholder header
+            // must not stay behind as a garbage record in the next commit.
+            let mut guard = TruncateOnUnwind {
+                buf: &mut self.buf,
+                len: start,
+            };
+            f(guard.buf);
+            guard.len = usize::MAX;
+        }
         if self.buf.len() < payload_start {
             self.poisoned = true;
             return Err(JournalError::BufferShrunk {
@@ -860,6 +897,27 @@ mod tests {
             let len = fs::metadata(&s.path).unwrap().len();
             assert!(len < seg + 16 + 45, "{} is {len} bytes", s.path.display());
         }
+    }
+
+    #[test]
+    fn panicking_encoder_leaves_no_garbage_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(tmp.path(), opts(1 << 20)).unwrap();
+        j.append(b"abc").unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = j.append_with(|buf| {
+                buf.extend_from_slice(b"partial");
+                panic!("encoder bug");
+            });
+        }));
+        assert!(caught.is_err());
+        assert_eq!(j.append(b"def").unwrap(), 2);
+        j.commit().unwrap();
+        drop(j);
+        assert_eq!(
+            replay(tmp.path()),
+            vec![(1, b"abc".to_vec()), (2, b"def".to_vec())]
+        );
     }
 
     #[test]

@@ -149,3 +149,34 @@ fn unknown_format_version_is_reported() {
         other => panic!("expected UnsupportedVersion, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn out_of_sequence_record_in_an_older_segment_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = base(tmp.path());
+    let victim = &segs[1];
+    let recs = record_offsets(victim);
+    // Replace the second record by a valid copy of the first one.
+    let (first_off, first_len) = recs[0];
+    let (second_off, _) = recs[1];
+    let bytes = fs::read(victim).unwrap();
+    let mut damaged = bytes[..second_off as usize].to_vec();
+    damaged.extend_from_slice(&bytes[first_off as usize..(first_off + first_len) as usize]);
+    fs::write(victim, &damaged).unwrap();
+    let err = Journal::open(tmp.path(), opts(SEGMENT_BYTES, false)).unwrap_err();
+    assert!(err.to_string().contains("sequence"), "{err}");
+    assert_corrupt(err, victim, second_off);
+}
+
+#[test]
+fn segment_renamed_out_of_place_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segs = base(tmp.path());
+    let wrong = tmp
+        .path()
+        .join(format!("{:020}.sgj", first_seq_of(&segs[1]) + 1));
+    fs::rename(&segs[1], &wrong).unwrap();
+    let err = Journal::open(tmp.path(), opts(SEGMENT_BYTES, false)).unwrap_err();
+    assert!(err.to_string().contains("file name"), "{err}");
+    assert_corrupt(err, &wrong, 0);
+}

@@ -181,3 +181,22 @@ fn header_only_newest_segment_is_fine() {
     assert!(removed > 0);
     check_recovers_to(tmp.path(), survivors, 0, None);
 }
+
+#[test]
+fn valid_record_with_the_wrong_sequence_is_cut() {
+    // A record whose checksum is fine but which repeats the previous sequence
+    // number (as a double-written retry would) is not accepted as the next one.
+    let tmp = tempfile::tempdir().unwrap();
+    let (newest, recs) = base(tmp.path());
+    let (last_off, last_len) = *recs.last().unwrap();
+    let mut bytes = fs::read(&newest).unwrap();
+    let dup = bytes[last_off as usize..(last_off + last_len) as usize].to_vec();
+    bytes.extend_from_slice(&dup);
+    fs::write(&newest, &bytes).unwrap();
+    check_recovers_to(
+        tmp.path(),
+        N,
+        last_len,
+        Some((newest.as_path(), last_off + last_len)),
+    );
+}

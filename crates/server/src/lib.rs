@@ -157,13 +157,11 @@ impl Server {
         })?;
 
         // Journal first: its lock guarantees a single server per data dir.
-        let (journal, rec) = Journal::open(
-            cfg.journal_dir(),
-            JournalOptions {
-                segment_bytes: cfg.journal.segment_mib.max(1) << 20,
-                fsync: cfg.journal.fsync,
-            },
-        )?;
+        let journal_options = JournalOptions {
+            segment_bytes: cfg.journal.segment_mib.max(1) << 20,
+            fsync: cfg.journal.fsync,
+        };
+        let (journal, rec) = Journal::open(cfg.journal_dir(), journal_options.clone())?;
         let mut store = Store::open(cfg.store_path())?;
 
         let mut generated_token = None;
@@ -324,9 +322,14 @@ impl Server {
             })?);
         }
         {
-            let (m, health, max_batch) = (m.clone(), health.clone(), cfg.journal.max_batch);
+            let (m, health) = (m.clone(), health.clone());
+            let setup = pipeline::JournalSetup {
+                dir: cfg.journal_dir(),
+                options: journal_options,
+                max_batch: cfg.journal.max_batch,
+            };
             threads.push(spawn("sg-journal", move || {
-                pipeline::journal_loop(journal, sub_rx, reply_tx, eng_tx, max_batch, m, health)
+                pipeline::journal_loop(journal, sub_rx, reply_tx, eng_tx, setup, m, health)
             })?);
         }
         {

@@ -13,7 +13,7 @@
 use crate::metrics::Metrics;
 use parking_lot::RwLock;
 use simguard_engine::{Digits, Engine, Event, Output};
-use simguard_journal::Journal;
+use simguard_journal::{Journal, JournalOptions};
 use simguard_store::snapshots::{self, SnapshotInfo};
 use simguard_store::{DeviceRow, Store, StoreBatch};
 use std::collections::BTreeSet;
@@ -67,22 +67,92 @@ pub struct Health {
     pub store_failed: AtomicBool,
 }
 
+/// Everything the journal thread needs besides its queues.
+pub struct JournalSetup {
+    pub dir: PathBuf,
+    pub options: JournalOptions,
+    /// Most records per group commit.
+    pub max_batch: usize,
+}
+
+/// Commits what is appended, retrying a failed write and reopening a
+/// journal poisoned by a failed fsync. Returns the highest sequence that is
+/// durable, which may be below what was appended: those records are lost
+/// (not answered, not applied) and their NASes retransmit them.
+fn commit_durably(
+    slot: &mut Option<Journal>,
+    setup: &JournalSetup,
+    metrics: &Metrics,
+    health: &Health,
+) -> u64 {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let Some(journal) = slot.as_mut() else {
+            // Reopen after a poisoned fsync; the old handle (and its lock) is gone.
+            match Journal::open(&setup.dir, setup.options.clone()) {
+                Ok((j, rec)) => {
+                    tracing::warn!(
+                        last_seq = rec.last_seq,
+                        "journal reopened after a failed fsync"
+                    );
+                    let durable = j.durable_seq();
+                    *slot = Some(j);
+                    return durable;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "journal reopen failed; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        };
+        match journal.commit() {
+            Ok(stats) => {
+                metrics.journal_fsync.record(stats.fsync.as_secs_f64());
+                metrics.journal_batch.record(stats.records as f64);
+                metrics.journal_records.increment(stats.records);
+                health.journal_failed.store(false, Ordering::Relaxed);
+                return journal.durable_seq();
+            }
+            Err(e) => {
+                metrics.journal_errors.increment(1);
+                health.journal_failed.store(true, Ordering::Relaxed);
+                tracing::error!(error = %e, pending = journal.pending(), "journal commit failed");
+                if journal.is_poisoned() {
+                    // After a failed fsync only a reopen tells what is really on
+                    // disk; dropping the handle releases the lock for it.
+                    *slot = None;
+                    continue;
+                }
+                // A failed write keeps the records pending: retry the commit.
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 /// The journal thread: group commit. Everything queued while the previous
 /// fsync ran goes into the next one.
 pub fn journal_loop(
-    mut journal: Journal,
+    journal: Journal,
     rx: Receiver<Submission>,
     replies_tx: Sender<Vec<Reply>>,
     engine_tx: SyncSender<Vec<(u64, Event)>>,
-    max_batch: usize,
+    setup: JournalSetup,
     metrics: Metrics,
     health: Arc<Health>,
 ) {
+    let mut slot = Some(journal);
     let mut scratch = Vec::with_capacity(512);
     while let Ok(first) = rx.recv() {
+        let Some(journal) = slot.as_mut() else {
+            break;
+        };
         let mut n = first.len();
         let mut subs = vec![first];
-        while n < max_batch {
+        while n < setup.max_batch {
             match rx.try_recv() {
                 Ok(s) => {
                     n += s.len();
@@ -91,16 +161,18 @@ pub fn journal_loop(
                 Err(_) => break,
             }
         }
-        let mut committed: Vec<(u64, Event)> = Vec::with_capacity(n);
-        let mut replies = Vec::new();
+        // What was appended, with its sequence; replies carry the sequence they answer.
+        let mut appended: Vec<(u64, Event)> = Vec::with_capacity(n);
+        let mut replies: Vec<(u64, Reply)> = Vec::new();
         let mut api_done = Vec::new();
-        let mut failed = None;
         for s in subs {
             let (events, reply_list, done) = match s {
                 Submission::Radius { events, replies } => (events, Some(replies), None),
                 Submission::Api { events, done } => (events, None, Some(done)),
                 Submission::Tick(time) => (vec![Event::Tick { time }], None, None),
             };
+            let mut failed = None;
+            let mut seqs = Vec::with_capacity(events.len());
             for ev in events {
                 scratch.clear();
                 let r = ev
@@ -108,53 +180,54 @@ pub fn journal_loop(
                     .map_err(|e| e.to_string())
                     .and_then(|()| journal.append(&scratch).map_err(|e| e.to_string()));
                 match r {
-                    Ok(seq) => committed.push((seq, ev)),
-                    Err(e) => failed = Some(e),
+                    Ok(seq) => {
+                        seqs.push(Some(seq));
+                        appended.push((seq, ev));
+                    }
+                    Err(e) => {
+                        seqs.push(None);
+                        failed = Some(e);
+                    }
                 }
             }
-            if let Some(r) = reply_list {
-                replies.extend(r);
+            if let Some(list) = reply_list {
+                // A request whose append failed gets no answer: the NAS retransmits.
+                replies.extend(seqs.iter().zip(list).filter_map(|(s, r)| s.map(|s| (s, r))));
             }
             if let Some(d) = done {
-                api_done.push((d, journal.last_seq()));
+                match failed {
+                    Some(e) => {
+                        let _ = d.send(Err(format!("journal append failed: {e}")));
+                    }
+                    None => api_done.push((d, seqs.iter().flatten().max().copied().unwrap_or(0))),
+                }
             }
         }
-        let result = match failed {
-            Some(e) => Err(e),
-            None => journal.commit().map_err(|e| e.to_string()),
-        };
-        match result {
-            Ok(stats) => {
-                metrics.journal_fsync.record(stats.fsync.as_secs_f64());
-                metrics.journal_batch.record(stats.records as f64);
-                metrics.journal_records.increment(stats.records);
-                if !replies.is_empty() && replies_tx.send(replies).is_err() {
-                    tracing::error!("responder gone; accounting answers stop");
-                }
-                if !committed.is_empty() && engine_tx.send(committed).is_err() {
-                    tracing::error!("engine thread gone");
-                    break;
-                }
-                for (done, seq) in api_done {
-                    let _ = done.send(Ok(seq));
-                }
-            }
-            Err(e) => {
-                // Not durable: answer nothing (the NAS retransmits), apply
-                // nothing, and fail the readiness probe until a commit succeeds.
-                metrics.journal_errors.increment(1);
-                health.journal_failed.store(true, Ordering::Relaxed);
-                tracing::error!(error = %e, records = n, "journal commit failed; requests left unanswered");
-                for (done, _) in api_done {
-                    let _ = done.send(Err(format!("journal commit failed: {e}")));
-                }
-                continue;
-            }
+        let durable = commit_durably(&mut slot, &setup, &metrics, &health);
+        let answered: Vec<Reply> = replies
+            .into_iter()
+            .filter(|(s, _)| *s <= durable)
+            .map(|(_, r)| r)
+            .collect();
+        if !answered.is_empty() && replies_tx.send(answered).is_err() {
+            tracing::error!("responder gone; accounting answers stop");
         }
-        health.journal_failed.store(false, Ordering::Relaxed);
+        appended.retain(|(s, _)| *s <= durable);
+        if !appended.is_empty() && engine_tx.send(appended).is_err() {
+            tracing::error!("engine thread gone");
+            break;
+        }
+        for (done, seq) in api_done {
+            let r = if seq <= durable {
+                Ok(seq)
+            } else {
+                Err("journal commit failed; nothing was written".to_string())
+            };
+            let _ = done.send(r);
+        }
     }
-    if let Err(e) = journal.commit() {
-        tracing::error!(error = %e, "final journal commit failed");
+    if slot.as_ref().is_some_and(|j| j.pending() > 0) {
+        commit_durably(&mut slot, &setup, &metrics, &health);
     }
 }
 
