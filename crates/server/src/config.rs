@@ -21,6 +21,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http: HttpConfig,
     pub radius: RadiusConfig,
+    pub flows: FlowsConfig,
     pub journal: JournalConfig,
     pub engine: EngineConfig,
 }
@@ -58,6 +59,27 @@ pub struct RadiusClient {
 
 fn yes() -> bool {
     true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsConfig {
+    pub ipfix_bind: SocketAddr,
+    pub netflow_bind: SocketAddr,
+    pub socket_receive_buffer: usize,
+    pub pending_template_secs: u64,
+    #[serde(default)]
+    pub exporters: Vec<FlowExporter>,
+}
+
+/// One entry of the flow exporter allow-list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowExporter {
+    /// Recorded with every flow batch from this exporter.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub address: IpNet,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +255,9 @@ mod tests {
         assert!(c.http.bind.ip().is_loopback());
         assert_eq!(c.data_dir, PathBuf::from("./simguard-data"));
         assert_eq!(c.radius.clients.len(), 1);
+        assert_eq!(c.flows.ipfix_bind.port(), 4739);
+        assert_eq!(c.flows.netflow_bind.port(), 2055);
+        assert_eq!(c.flows.exporters.len(), 1);
         assert!(c.radius.clients[0].require_message_authenticator);
     }
 

@@ -48,6 +48,8 @@ pub enum Submission {
         events: Vec<Event>,
         done: tokio::sync::oneshot::Sender<Result<u64, String>>,
     },
+    /// Events that need no answer (flow batches).
+    Ingest(Vec<Event>),
     Tick(i64),
 }
 
@@ -55,6 +57,7 @@ impl Submission {
     fn len(&self) -> usize {
         match self {
             Submission::Radius { events, .. } | Submission::Api { events, .. } => events.len(),
+            Submission::Ingest(events) => events.len(),
             Submission::Tick(_) => 1,
         }
     }
@@ -169,6 +172,7 @@ pub fn journal_loop(
             let (events, reply_list, done) = match s {
                 Submission::Radius { events, replies } => (events, Some(replies), None),
                 Submission::Api { events, done } => (events, None, Some(done)),
+                Submission::Ingest(events) => (events, None, None),
                 Submission::Tick(time) => (vec![Event::Tick { time }], None, None),
             };
             let mut failed = None;
