@@ -71,6 +71,54 @@ pub(crate) struct Session {
     pub down: u64,
     pub up_pkts: u32,
     pub down_pkts: u32,
+    /// Where the usage of the next record is measured from.
+    mark: Mark,
+}
+
+/// A session's counters at the previous record this run sent for it; for a session
+/// that was already open when the simulation started, zero at its start, so that the
+/// usage of its first record is everything its counters say.
+#[derive(Clone, Copy, Debug, Default)]
+struct Mark {
+    ms: u64,
+    up: u64,
+    down: u64,
+    up_pkts: u32,
+    down_pkts: u32,
+}
+
+/// What a session used between two of its records: the difference of the cumulative
+/// counters, over `[from_ms, to_ms]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub up: u64,
+    pub down: u64,
+    pub up_pkts: u64,
+    pub down_pkts: u64,
+}
+
+impl Session {
+    /// The usage since the previous record; the next one is measured from `t`.
+    fn take_usage(&mut self, t: u64) -> Usage {
+        let m = self.mark;
+        self.mark = Mark {
+            ms: t,
+            up: self.up,
+            down: self.down,
+            up_pkts: self.up_pkts,
+            down_pkts: self.down_pkts,
+        };
+        Usage {
+            from_ms: m.ms.min(t),
+            to_ms: t,
+            up: self.up.saturating_sub(m.up),
+            down: self.down.saturating_sub(m.down),
+            up_pkts: u64::from(self.up_pkts.saturating_sub(m.up_pkts)),
+            down_pkts: u64::from(self.down_pkts.saturating_sub(m.down_pkts)),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +134,8 @@ pub(crate) struct Record {
     pub kind: Kind,
     pub time_ms: u64,
     pub cause: Option<u32>,
+    /// Interim and Stop: what the session used since its previous record.
+    pub usage: Option<Usage>,
 }
 
 pub(crate) struct Device {
@@ -219,6 +269,10 @@ impl Device {
             down: 0,
             up_pkts: 0,
             down_pkts: 0,
+            mark: Mark {
+                ms: t,
+                ..Mark::default()
+            },
         });
     }
 
@@ -310,6 +364,7 @@ impl Device {
                     kind: Kind::Start,
                     time_ms: t,
                     cause: None,
+                    usage: None,
                 }
             }
             Action::Interim => {
@@ -318,14 +373,16 @@ impl Device {
                     return self.stop(t, CAUSE_LOST_CARRIER, pgw);
                 }
                 self.add_traffic(1.0);
-                if let Some(s) = self.session.as_mut() {
+                let usage = self.session.as_mut().map(|s| {
                     s.last_report_ms = t;
-                }
+                    s.take_usage(t)
+                });
                 self.schedule_in_session();
                 Record {
                     kind: Kind::Interim,
                     time_ms: t,
                     cause: None,
+                    usage,
                 }
             }
             Action::Stop(cause) => {
@@ -350,9 +407,11 @@ impl Device {
         };
         self.add_traffic(fraction.min(1.0));
         let mut started = t;
+        let mut usage = None;
         if let Some(s) = self.session.as_mut() {
             s.last_report_ms = t;
             started = s.start_ms;
+            usage = Some(s.take_usage(t));
             if let Some(ip) = s.framed_ip {
                 pgw.pool.release(ip, t);
             }
@@ -375,19 +434,22 @@ impl Device {
             kind: Kind::Stop,
             time_ms: t,
             cause: Some(cause),
+            usage,
         }
     }
 
     /// Load mode: one more Interim-Update at `t`, counters growing by one report.
     pub fn load_interim(&mut self, t: u64) -> Record {
         self.add_traffic(1.0);
-        if let Some(s) = self.session.as_mut() {
+        let usage = self.session.as_mut().map(|s| {
             s.last_report_ms = t.max(s.start_ms);
-        }
+            s.take_usage(s.last_report_ms)
+        });
         Record {
             kind: Kind::Interim,
             time_ms: t,
             cause: None,
+            usage,
         }
     }
 }

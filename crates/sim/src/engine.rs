@@ -20,10 +20,11 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::device::{encode, EncodeCtx, Kind};
+use crate::flows::FlowExporter;
 use crate::geo::home_plmn;
 use crate::report::{SimReport, StatusCounts};
 use crate::source::{Generator, Next};
-use crate::truth::{spawn_writer, GroundTruth};
+use crate::truth::{spawn_writer, FlowTruth, GroundTruth, TruthLine};
 use crate::{Mode, SimConfig, SimError};
 
 const SOCKET_BUFFER_BYTES: usize = 4 << 20;
@@ -136,7 +137,7 @@ struct Shared {
     bad: AtomicU64,
     duplicates: AtomicU64,
     unmatched: AtomicU64,
-    truth: Option<mpsc::UnboundedSender<GroundTruth>>,
+    truth: Option<mpsc::UnboundedSender<TruthLine>>,
 }
 
 fn open_socket(bind: IpAddr, target: SocketAddr) -> Result<UdpSocket, SimError> {
@@ -268,6 +269,42 @@ enum Phase {
     Abandoning(Instant),
 }
 
+/// The IPFIX side of a run: flow generation, its socket, what it sent.
+struct Ipfix {
+    exporter: FlowExporter,
+    udp: UdpSocket,
+    messages: u64,
+    flows: u64,
+}
+
+impl Ipfix {
+    /// Sends the messages the exporter has completed. No answer comes back; a failed
+    /// send (no collector listening) just loses the message.
+    async fn send(&mut self) {
+        for (m, records) in self.exporter.out.drain(..) {
+            loop {
+                match self.udp.try_send(&m) {
+                    Ok(_) => {
+                        self.messages += 1;
+                        self.flows += records as u64;
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        if let Err(e) = self.udp.writable().await {
+                            debug!(error = %e, "IPFIX socket not writable");
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "IPFIX message not sent");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Finds a free Identifier, trying the sockets round-robin from `rr`.
 fn alloc_id(shared: &Shared, rr: &mut usize, now: Instant) -> Option<(usize, u8)> {
     let n = shared.socks.len();
@@ -323,6 +360,15 @@ pub async fn run(
             table: Mutex::new(Table::new(now)),
         });
     }
+    let mut ipfix = match cfg.ipfix_target {
+        Some(target) => Some(Ipfix {
+            exporter: FlowExporter::new(cfg.seed, gen.devices.len(), cfg.ipfix_observation_domain),
+            udp: open_socket(cfg.bind_ip, target)?,
+            messages: 0,
+            flows: 0,
+        }),
+        None => None,
+    };
     let (truth_tx, writer) = match &cfg.record_to {
         Some(path) => {
             let (tx, h) = spawn_writer(path).map_err(|source| SimError::Record {
@@ -433,7 +479,7 @@ pub async fn run(
             } else if !abandoning {
                 timeouts += 1;
                 if let (Some(tx), Some(truth)) = (&shared.truth, slot.truth.take()) {
-                    let _ = tx.send(*truth);
+                    let _ = tx.send(TruthLine::Request(*truth));
                 }
                 table.finish(t.id, now, shared.hold, true);
                 shared.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -462,6 +508,10 @@ pub async fn run(
                         reached_end = true;
                         phase = Phase::Draining;
                         send_end = now;
+                        if let Some(x) = ipfix.as_mut() {
+                            x.exporter.flush();
+                            x.send().await;
+                        }
                         break;
                     }
                     Next::At(t) => {
@@ -546,6 +596,18 @@ pub async fn run(
                 });
                 sent += 1;
                 batch += 1;
+                if let Some(x) = ipfix.as_mut() {
+                    let flows = x.exporter.on_record(dev, &rec);
+                    if let Some(tx) = &shared.truth {
+                        for f in flows {
+                            let _ = tx.send(TruthLine::Flow(FlowTruth::new(dev, &rec, f)));
+                        }
+                    }
+                    x.exporter.after_record(gen.next_time());
+                    if !x.exporter.out.is_empty() {
+                        x.send().await;
+                    }
+                }
             }
         }
         if batch == SEND_BATCH {
@@ -588,6 +650,11 @@ pub async fn run(
     if phase == Phase::Sending {
         send_end = Instant::now();
     }
+    // Flows of records sent before a stop by time or signal.
+    if let Some(x) = ipfix.as_mut() {
+        x.exporter.flush();
+        x.send().await;
+    }
     let _ = stop_tx.send(true);
     let mut hist: Option<Histogram<u64>> = Histogram::new_with_bounds(1, HIST_MAX_US, 3).ok();
     for r in receivers {
@@ -611,7 +678,7 @@ pub async fn run(
                 abandoned += 1;
                 slot.state = SlotState::Free;
                 if let (Some(tx), Some(truth)) = (&shared.truth, slot.truth.take()) {
-                    let _ = tx.send(*truth);
+                    let _ = tx.send(TruthLine::Request(*truth));
                 }
             }
         }
@@ -679,6 +746,8 @@ pub async fn run(
         target_rate: rate,
         achieved_rate: sent as f64 / send_secs,
         answered_rate: answered as f64 / send_secs,
+        flows_exported: ipfix.as_ref().map_or(0, |x| x.flows),
+        ipfix_messages: ipfix.as_ref().map_or(0, |x| x.messages),
     };
     if report.throttled() {
         warn!(
@@ -788,7 +857,7 @@ fn on_datagram(shared: &Shared, sock: &Sock, bytes: &[u8], hist: Option<&mut His
             }
             if let (Some(tx), Some(mut truth)) = (&shared.truth, slot.truth.take()) {
                 truth.answered = true;
-                let _ = tx.send(*truth);
+                let _ = tx.send(TruthLine::Request(*truth));
             }
             table.finish(id, now, shared.hold, false);
             drop(table);

@@ -48,6 +48,11 @@ pub(crate) fn identity_stream(index: u32) -> u64 {
 pub(crate) fn behaviour_stream(index: u32) -> u64 {
     (2 << 32) | u64::from(index)
 }
+/// The flows behind a device's records: a stream of its own, so that exporting them
+/// leaves the records untouched.
+pub(crate) fn flow_stream(index: u32) -> u64 {
+    (4 << 32) | u64::from(index)
+}
 
 pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);

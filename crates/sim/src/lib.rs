@@ -9,6 +9,11 @@
 //! - [`Mode::Load`]: back-to-back Interim-Updates at a constant rate, for throughput
 //!   and latency measurements.
 //!
+//! With `ipfix_target` set, fleet mode also exports IPFIX (RFC 7011) for the traffic
+//! behind the accounting: flows from and to each session's Framed-IP-Address whose
+//! bytes and packets add up exactly to the counters, with destinations per profile
+//! (see the crate README).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), simguard_sim::SimError> {
 //! let mut cfg = simguard_sim::SimConfig::new("127.0.0.1:1813".parse().unwrap(), "secret");
@@ -24,7 +29,9 @@
 mod device;
 mod engine;
 mod fleet;
+mod flows;
 mod geo;
+pub mod ipfix;
 mod pool;
 mod profile;
 mod report;
@@ -39,7 +46,7 @@ pub use engine::run;
 pub use fleet::{fleet, luhn_check_digit, luhn_valid, SimDevice};
 pub use profile::{ParseProfileError, Profile, ProfileMix};
 pub use report::{SimReport, StatusCounts};
-pub use truth::GroundTruth;
+pub use truth::{FlowTruth, GroundTruth, TruthLine};
 
 /// What the simulator sends.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,8 +96,16 @@ pub struct SimConfig {
     /// address instead, since a loopback source cannot reach another host.
     pub bind_ip: IpAddr,
     pub mode: Mode,
-    /// Write one JSON line per request ([`GroundTruth`]) to this file.
+    /// Write one JSON line per request ([`GroundTruth`]) to this file, and one per
+    /// exported flow ([`FlowTruth`]) when `ipfix_target` is set; see [`TruthLine`].
     pub record_to: Option<PathBuf>,
+    /// Fleet mode: export IPFIX for the devices' traffic to this collector, from a UDP
+    /// socket of its own on `bind_ip`. Each Interim-Update and Stop comes with the
+    /// flows that make up the usage it adds (as an exporter with an active timeout of
+    /// one report interval would send them).
+    pub ipfix_target: Option<SocketAddr>,
+    /// Observation Domain ID of the IPFIX messages.
+    pub ipfix_observation_domain: u32,
     /// Access point name sent as Called-Station-Id.
     pub apn: String,
     /// UE address pool for Framed-IP-Address.
@@ -121,6 +136,8 @@ impl SimConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             mode: Mode::Fleet,
             record_to: None,
+            ipfix_target: None,
+            ipfix_observation_domain: 1,
             apn: "iot.simguard".to_string(),
             ip_pool_base: Ipv4Addr::new(10, 45, 0, 0),
             ip_pool_prefix: 16,
@@ -162,6 +179,9 @@ impl SimConfig {
             if duration.is_zero() {
                 return bad("load duration must be positive");
             }
+            if self.ipfix_target.is_some() {
+                return bad("IPFIX export needs fleet mode");
+            }
         }
         Ok(())
     }
@@ -191,11 +211,34 @@ pub enum SimError {
 /// Identifier `i % 256`, without touching the network. Fleet mode fires events in
 /// simulated-time order regardless of `speed`; load mode stamps them all with the start
 /// time. For inspection, dumps and determinism checks.
+///
+/// With `ipfix_target` set the flows behind the requests are generated alongside, as in
+/// a run; they never change a request.
 pub fn generate_requests(cfg: &SimConfig, count: usize) -> Result<Vec<Vec<u8>>, SimError> {
+    Ok(generate(cfg, count, cfg.ipfix_target.is_some())?.0)
+}
+
+/// The IPFIX messages a fleet-mode run with `ipfix_target` set would send alongside its
+/// first `count` Accounting-Requests (whether or not `ipfix_target` is set here), in
+/// order, without touching the network. A run that reaches the end of `sim_duration`
+/// sends exactly these.
+pub fn generate_ipfix(cfg: &SimConfig, count: usize) -> Result<Vec<Vec<u8>>, SimError> {
+    if matches!(cfg.mode, Mode::Load { .. }) {
+        return Err(SimError::Config("IPFIX export needs fleet mode".into()));
+    }
+    Ok(generate(cfg, count, true)?.1)
+}
+
+type Generated = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn generate(cfg: &SimConfig, count: usize, with_flows: bool) -> Result<Generated, SimError> {
     cfg.validate()?;
     let start_ms = cfg.resolved_start_unix().saturating_mul(1_000);
     let mut gen = source::Generator::new(cfg, start_ms);
     let ctx = engine::encode_ctx(cfg);
+    let mut exporter = with_flows.then(|| {
+        flows::FlowExporter::new(cfg.seed, gen.devices.len(), cfg.ipfix_observation_domain)
+    });
     let mut out = Vec::with_capacity(count.min(1 << 20));
     for i in 0..count {
         if matches!(gen.peek(u64::MAX), source::Next::Done) {
@@ -207,6 +250,17 @@ pub fn generate_requests(cfg: &SimConfig, count: usize) -> Result<Vec<Vec<u8>>, 
         let mut buf = Vec::with_capacity(512);
         device::encode(&gen.devices[d], &rec, &ctx, i as u8, &mut buf)?;
         out.push(buf);
+        if let Some(x) = exporter.as_mut() {
+            x.on_record(&gen.devices[d], &rec);
+            x.after_record(gen.next_time());
+        }
     }
-    Ok(out)
+    let ipfix = match exporter {
+        Some(mut x) => {
+            x.flush();
+            x.out.into_iter().map(|(m, _)| m).collect()
+        }
+        None => Vec::new(),
+    };
+    Ok((out, ipfix))
 }

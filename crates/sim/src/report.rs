@@ -53,6 +53,12 @@ pub struct SimReport {
     pub achieved_rate: f64,
     /// Requests answered per wall second while sending.
     pub answered_rate: f64,
+    /// IPFIX data records (flows) sent to the collector.
+    #[serde(default)]
+    pub flows_exported: u64,
+    /// IPFIX messages sent to the collector.
+    #[serde(default)]
+    pub ipfix_messages: u64,
 }
 
 impl SimReport {
@@ -98,6 +104,13 @@ impl fmt::Display for SimReport {
             "rate            {:.0} req/s sent, {:.0} req/s answered (target {})",
             self.achieved_rate, self.answered_rate, self.target_rate
         )?;
+        if self.ipfix_messages > 0 || self.flows_exported > 0 {
+            writeln!(
+                f,
+                "ipfix           {} flows in {} messages",
+                self.flows_exported, self.ipfix_messages
+            )?;
+        }
         let span = self.sim_time_end.saturating_sub(self.sim_time_start);
         writeln!(
             f,

@@ -68,9 +68,17 @@ pub struct SimArgs {
     /// Share of devices left out of the inventory (they show as unprovisioned).
     #[arg(long, default_value_t = 0.002)]
     pub unprovisioned_share: f64,
-    /// Write every request and whether it was answered, as JSON lines.
+    /// Write every request and whether it was answered, as JSON lines (and every
+    /// exported flow, with --ipfix-target).
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// Also export IPFIX for the fleet's traffic to this collector (fleet mode): flows
+    /// from and to the sessions' Framed-IP addresses adding up to the accounting.
+    #[arg(long, value_name = "ADDR", value_parser = boxed_socket_addr)]
+    pub ipfix_target: Option<Box<SocketAddr>>,
+    /// Observation Domain ID of the IPFIX messages.
+    #[arg(long, default_value_t = 1)]
+    pub ipfix_domain: u32,
     /// Provision the fleet's inventory into this server's API first.
     #[arg(long)]
     pub provision: Option<String>,
@@ -79,6 +87,14 @@ pub struct SimArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Boxed so that `SimArgs` stays small enough for the `Command` enum (clippy's
+/// large_enum_variant).
+fn boxed_socket_addr(s: &str) -> Result<Box<SocketAddr>, String> {
+    s.parse::<SocketAddr>()
+        .map(Box::new)
+        .map_err(|e| format!("{e} (expected IP:PORT, e.g. 127.0.0.1:4739)"))
 }
 
 pub fn config_from(a: &SimArgs) -> Result<SimConfig> {
@@ -99,6 +115,8 @@ pub fn config_from(a: &SimArgs) -> Result<SimConfig> {
     c.retries = a.retries;
     c.message_authenticator = !a.no_message_authenticator;
     c.record_to = a.record.clone();
+    c.ipfix_target = a.ipfix_target.as_deref().copied();
+    c.ipfix_observation_domain = a.ipfix_domain;
     c.mode = match a.mode {
         SimMode::Fleet => Mode::Fleet,
         SimMode::Load => Mode::Load {
@@ -106,6 +124,9 @@ pub fn config_from(a: &SimArgs) -> Result<SimConfig> {
             duration: Duration::from_secs_f64(a.duration.unwrap_or(10.0)),
         },
     };
+    if c.ipfix_target.is_some() && matches!(c.mode, Mode::Load { .. }) {
+        anyhow::bail!("--ipfix-target needs --mode fleet");
+    }
     Ok(c)
 }
 
