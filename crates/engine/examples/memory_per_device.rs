@@ -8,7 +8,9 @@
 //! heap before and after; the encoded snapshot size is reported too.
 //!
 //! Run: `cargo run --release -p simguard-engine --example memory_per_device`
-//! Options: `--devices N` (default 1,000,000), `--no-sessions`, `--json`.
+//! Options: `--devices N` (default 1,000,000), `--no-sessions`, `--json`,
+//! `--shuffle` (provision and send in a scrambled IMSI order instead of
+//! ascending; B-tree nodes fill differently).
 
 use simguard_engine::*;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -138,10 +140,19 @@ fn acct(n: u64, status: AcctStatus, time: i64, up: u64, down: u64) -> Event {
     })
 }
 
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 fn main() {
     let mut n_devices: u64 = 1_000_000;
     let mut sessions = true;
     let mut json = false;
+    let mut shuffle = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -153,12 +164,28 @@ fn main() {
             }
             "--no-sessions" => sessions = false,
             "--json" => json = true,
+            "--shuffle" => shuffle = true,
             other => {
-                eprintln!("unknown argument {other:?}; use --devices N, --no-sessions, --json");
+                eprintln!(
+                    "unknown argument {other:?}; use --devices N, --no-sessions, --json, --shuffle"
+                );
                 std::process::exit(2);
             }
         }
     }
+
+    // Device number for position i: identity, or a fixed scramble (a
+    // multiplier coprime to N permutes 0..N).
+    let order = |i: u64| -> u64 {
+        if !shuffle {
+            return i;
+        }
+        let mut a: u64 = 2_654_435_761 % n_devices.max(1);
+        while a < 2 || gcd(a, n_devices) != 1 {
+            a += 1;
+        }
+        ((i as u128 * a as u128) % n_devices as u128) as u64
+    };
 
     let t = Instant::now();
     let base = live();
@@ -171,7 +198,7 @@ fn main() {
     let mut n = 0;
     while n < n_devices {
         let end = (n + BATCH).min(n_devices);
-        let ev = Event::UpsertDevices((n..end).map(device_record).collect());
+        let ev = Event::UpsertDevices((n..end).map(|i| device_record(order(i))).collect());
         seq += 1;
         engine.apply(seq, &ev, &mut out);
         out.clear();
@@ -182,7 +209,7 @@ fn main() {
     // 2. One session per device: Start, then an Interim 10 minutes later.
     if sessions {
         for i in 0..n_devices {
-            let ev = acct(i, AcctStatus::Start, T0 + i as i64, 0, 0);
+            let ev = acct(order(i), AcctStatus::Start, T0 + i as i64, 0, 0);
             seq += 1;
             engine.apply(seq, &ev, &mut out);
             out.clear();
@@ -213,6 +240,29 @@ fn main() {
         assert!(d.is_online(engine.clock()));
     }
 
+    let peak_build = PEAK.load(Relaxed) - base;
+
+    // Where the bytes go, from the public state: what the device map holds
+    // inline, what the per-device heap blocks hold, and the rest (B-tree node
+    // slack, timers, interner).
+    let mut session_vec_bytes = 0usize;
+    let mut session_slots = 0usize;
+    let mut session_ids = 0usize;
+    let mut iccids = 0usize;
+    engine.for_each_device(|d| {
+        session_vec_bytes += d.sessions.capacity() * std::mem::size_of::<Session>();
+        session_slots += d.sessions.capacity();
+        session_ids += d.sessions.iter().map(|s| s.id.len()).sum::<usize>();
+        iccids += d
+            .provisioning
+            .as_ref()
+            .and_then(|p| p.iccid.as_ref())
+            .map_or(0, |s| s.len());
+    });
+    let map_payload =
+        n_devices as usize * (std::mem::size_of::<Digits>() + std::mem::size_of::<Device>());
+    let other = total as usize - map_payload - session_vec_bytes - session_ids - iccids;
+
     let t2 = Instant::now();
     let snap = engine.encode_snapshot().expect("snapshot");
     let snap_secs = t2.elapsed().as_secs_f64();
@@ -224,19 +274,22 @@ fn main() {
     let sess_size = std::mem::size_of::<Session>();
     if json {
         println!(
-            "{{\"devices\":{n_devices},\"sessions\":{sessions},\"heap_bytes\":{total},\"heap_bytes_per_device\":{:.1},\
+            "{{\"devices\":{n_devices},\"sessions\":{sessions},\"shuffle\":{shuffle},\"heap_bytes\":{total},\"heap_bytes_per_device\":{:.1},\
 \"heap_bytes_per_device_provisioning_only\":{:.1},\"peak_heap_bytes\":{},\"rss_bytes\":{rss_now},\
 \"snapshot_bytes\":{snap_len},\"snapshot_bytes_per_device\":{:.1},\"size_of_device\":{dev_size},\
 \"size_of_session\":{sess_size},\"build_secs\":{build_secs:.2},\"snapshot_secs\":{snap_secs:.2}}}",
             per(total),
             per(after_provisioning),
-            PEAK.load(Relaxed),
+            peak_build,
             snap_len as f64 / n_devices as f64,
         );
         return;
     }
     println!("simguard-engine memory per device");
-    println!("  devices                         {n_devices}");
+    println!(
+        "  devices                         {n_devices} ({} IMSI order)",
+        if shuffle { "scrambled" } else { "ascending" }
+    );
     println!(
         "  each with                       provisioning{}",
         if sessions {
@@ -259,8 +312,27 @@ fn main() {
     );
     println!(
         "  peak heap while building        {:>8.1} MiB",
-        PEAK.load(Relaxed) as f64 / 1048576.0
+        peak_build as f64 / 1048576.0
     );
+    println!("  breakdown of the total heap:");
+    let line = |what: &str, b: usize| {
+        println!(
+            "    {what:<44} {:>7.1} B/device",
+            b as f64 / n_devices as f64
+        )
+    };
+    line("device map entries (IMSI key + Device inline)", map_payload);
+    line(
+        &format!(
+            "session Vec buffers ({:.1} slots of {} B each)",
+            session_slots as f64 / n_devices as f64,
+            sess_size
+        ),
+        session_vec_bytes,
+    );
+    line("session id strings", session_ids);
+    line("ICCID strings", iccids);
+    line("rest: B-tree node slack, timers, interner", other);
     println!(
         "  process RSS                     {:>8.1} MiB  = {:>6.1} B/device   (allocator overhead included)",
         rss_now as f64 / 1048576.0,

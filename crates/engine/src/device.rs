@@ -2,11 +2,14 @@
 //!
 //! Sizes matter: a million of these must fit in about 1 KiB each, so text is
 //! interned (`Sym`) or packed (`Digits`) and the session lists are bounded.
+//! What flows add lives behind one pointer (`traffic`), allocated only for
+//! devices that have flows (see `traffic` for its size).
 
 use crate::event::{AcctRecord, AcctStatus};
 use crate::ids::{fnv1a, Cell, Digits, Plmn, TimeZone};
 use crate::inventory::Lifecycle;
 use crate::time::{hour_start, month_index};
+use crate::traffic::TrafficProfile;
 use crate::Output;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -132,6 +135,10 @@ pub struct Device {
     pub deadline: i64,
     pub offline_reason: OfflineReason,
     pub usage: Usage,
+    /// What flows say about the device: created by its first attributed
+    /// flow, so a device without flows pays only this pointer. Bounded: see
+    /// [`TrafficProfile`] (at most `TrafficProfile::MAX_HEAP_BYTES`).
+    pub traffic: Option<Box<TrafficProfile>>,
 }
 
 impl Device {
@@ -154,6 +161,7 @@ impl Device {
             deadline: 0,
             offline_reason: OfflineReason::NeverSeen,
             usage: Usage::default(),
+            traffic: None,
         }
     }
 
@@ -179,6 +187,17 @@ impl Device {
 
     fn closed_mut(&mut self, key: u64) -> Option<&mut ClosedSession> {
         self.closed.iter_mut().find(|c| c.key == key && key != 0)
+    }
+
+    /// Cache hint for the flow path: the fields a flow reads.
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::prefetch(std::ptr::addr_of!(self.traffic));
+        crate::prefetch::prefetch_all(std::ptr::addr_of!(self.provisioning));
+    }
+
+    /// Whether the session with this key is remembered as closed.
+    pub fn is_closed_session(&self, key: u64) -> bool {
+        key != 0 && self.closed.iter().any(|c| c.key == key)
     }
 }
 
@@ -234,16 +253,27 @@ pub fn session_key(nas: &str, session_id: &str) -> u64 {
     fnv1a(&[nas.as_bytes(), session_id.as_bytes()]).max(1)
 }
 
+/// What applying an accounting record did that the engine must follow up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct AcctOutcome {
+    /// The device needs a deadline timer at `deadline`.
+    pub needs_timer: bool,
+    /// A session closed to make room (`MAX_OPEN_SESSIONS`): its framed
+    /// address, start and last activity, so that the address table can end
+    /// its tenure.
+    pub evicted: Option<(Option<Ipv4Addr>, i64, i64)>,
+}
+
 impl Device {
-    /// Applies one accounting record. Returns true if the device needs a
-    /// deadline timer at `self.deadline`.
+    /// Applies one accounting record.
     pub fn apply_accounting(
         &mut self,
         r: &AcctRecord,
         syms: RecordSyms,
         opts: &LivenessOptions,
         out: &mut Vec<Output>,
-    ) -> bool {
+    ) -> AcctOutcome {
+        let mut evicted = None;
         let was_online = self.is_online(r.time);
         self.first_seen = Some(self.first_seen.map_or(r.time, |t| t.min(r.time)));
         self.last_seen = Some(self.last_seen.map_or(r.time, |t| t.max(r.time)));
@@ -331,6 +361,7 @@ impl Device {
                         self.sessions.iter().enumerate().min_by_key(|(_, s)| s.last)
                     {
                         let s = self.sessions.remove(i);
+                        evicted = Some((s.framed_ip, s.start, s.last));
                         self.remember_closed(ClosedSession {
                             key: s.key,
                             up: s.up,
@@ -393,7 +424,10 @@ impl Device {
                 }
             }
         }
-        needs_timer
+        AcctOutcome {
+            needs_timer,
+            evicted,
+        }
     }
 
     fn usage_roll(&mut self, time: i64) {

@@ -4,13 +4,19 @@
 //! same order always give the same state and the same outputs, which is what
 //! makes snapshot + replay recovery, backtests and later scale-out possible.
 
-use crate::device::{Device, LivenessOptions, Provisioning, RecordSyms, Sym};
-use crate::event::Event;
+use crate::device::{session_key, Device, LivenessOptions, Provisioning, RecordSyms, Sym};
+use crate::event::{AcctRecord, Event, FlowRecord};
 use crate::ids::Digits;
 use crate::inventory::{DeviceRecord, Group, Lifecycle, Tenant};
+use crate::iptable::{DeviceRef, IpTable};
+use crate::policy::{FirewallPolicy, PolicyAction};
+use crate::time::{DAY_MS, HOUR_MS};
+use crate::traffic::{FlowDirection, RecentFlow, Ring, TrafficProfile, Violation};
 use crate::Output;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 /// Partitions by IMSI. Fixed, because it is part of the snapshot; it lets the
 /// engine later run one partition per core.
@@ -20,10 +26,45 @@ pub const PARTITIONS: usize = 16;
 /// share one "other" symbol, so a misbehaving NAS cannot grow memory forever.
 pub const MAX_SYMBOLS: usize = 1 << 20;
 
+/// Unattributed flows kept for inspection (engine-wide).
+pub const UNATTRIBUTED_LOG: usize = 1000;
+
+/// Flows applied per pipeline round (see `Engine::apply_flows`).
+const FLOW_ROUND: usize = 64;
+
 /// Engine-wide options; fixed for the life of a journal (stored in snapshots).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct EngineOptions {
     pub liveness: LivenessOptions,
+    pub flows: FlowOptions,
+}
+
+/// How flows are attributed to devices.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct FlowOptions {
+    /// A flow this close (ms) to a holder's tenure of an address, and inside
+    /// no tenure, is attributed to that holder: exporters' and NASes' clocks
+    /// differ, and flows can start a little before the Start record's time.
+    pub attribution_slack_ms: i64,
+    /// Tenures that ended this long (ms, event time) ago are forgotten.
+    pub address_retention_ms: i64,
+}
+
+impl Default for FlowOptions {
+    fn default() -> Self {
+        FlowOptions {
+            attribution_slack_ms: 60_000,
+            address_retention_ms: 7 * DAY_MS,
+        }
+    }
+}
+
+/// A group's firewall policy, with the group id ready for outputs (shared,
+/// so that a violation does not allocate).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct GroupPolicy {
+    group: Arc<str>,
+    policy: FirewallPolicy,
 }
 
 /// String interner: small integer ids for repeated text.
@@ -82,8 +123,14 @@ impl Interner {
 /// One slice of the fleet, keyed by IMSI.
 #[derive(Clone, Default, Debug, Serialize, Deserialize)]
 pub struct Partition {
-    /// Ordered so that API pagination by IMSI is a range scan.
-    pub devices: BTreeMap<Digits, Device>,
+    /// The devices in order of first appearance. Devices are never removed,
+    /// so a slot never changes: the address table refers to devices by
+    /// (partition, slot) and the flow path reaches a device without a search.
+    slab: Slab,
+    /// IMSI → slot, ordered so that API pagination by IMSI is a range scan.
+    /// Derived from `slab` (rebuilt when a snapshot is loaded).
+    #[serde(skip)]
+    index: BTreeMap<Digits, u32>,
     /// At most one pending timer per device with an open session: when one
     /// fires early (the deadline moved), it is re-armed at the new deadline.
     /// Ordered (deadline, IMSI) pairs; ordered, not a heap, so that a
@@ -91,6 +138,130 @@ pub struct Partition {
     timers: BTreeSet<(i64, Digits)>,
     /// Devices that currently have a timer in `timers`.
     armed: BTreeSet<Digits>,
+}
+
+/// Most devices per partition: slots are 28 bits of a [`DeviceRef`].
+const MAX_SLOTS: usize = 1 << 28;
+
+/// Devices per slab chunk.
+const CHUNK: usize = 256;
+
+/// Devices by slot, stored inline in fixed-capacity chunks: a slot's address
+/// is computed, not loaded (the flow path prefetches it), growing never
+/// moves devices, and unused capacity is under one chunk per partition.
+#[derive(Clone, Default, Debug)]
+struct Slab {
+    chunks: Vec<Vec<Device>>,
+    len: usize,
+}
+
+impl Slab {
+    fn push(&mut self, d: Device) -> usize {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.push(d);
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Device> + '_ {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl std::ops::Index<usize> for Slab {
+    type Output = Device;
+    fn index(&self, i: usize) -> &Device {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slab {
+    fn index_mut(&mut self, i: usize) -> &mut Device {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+/// Snapshot form: the devices in slot order.
+impl Serialize for Slab {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for d in self.iter() {
+            seq.serialize_element(d)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Slab {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Slab, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Slab;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of devices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Slab, A::Error> {
+                let mut slab = Slab::default();
+                while let Some(d) = a.next_element::<Device>()? {
+                    if slab.len() >= MAX_SLOTS {
+                        return Err(serde::de::Error::custom("too many devices in a partition"));
+                    }
+                    slab.push(d);
+                }
+                Ok(slab)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+fn device_ref(part: usize, slot: usize) -> DeviceRef {
+    ((part as u32) << 28) | slot as u32
+}
+
+fn split_ref(r: DeviceRef) -> (usize, usize) {
+    ((r >> 28) as usize, (r & (MAX_SLOTS as u32 - 1)) as usize)
+}
+
+impl Partition {
+    fn get(&self, imsi: &Digits) -> Option<&Device> {
+        self.index.get(imsi).map(|&i| &self.slab[i as usize])
+    }
+
+    fn get_mut(&mut self, imsi: &Digits) -> Option<&mut Device> {
+        let i = *self.index.get(imsi)?;
+        Some(&mut self.slab[i as usize])
+    }
+
+    /// The device's slot, adding the device (via `new`) if it is not there yet.
+    fn slot_or_insert(&mut self, imsi: Digits, new: impl FnOnce() -> Device) -> usize {
+        if let Some(&i) = self.index.get(&imsi) {
+            return i as usize;
+        }
+        let i = self.slab.len();
+        assert!(i < MAX_SLOTS, "more than 2^28 devices in one partition");
+        self.slab.push(new());
+        self.index.insert(imsi, i as u32);
+        i
+    }
+
+    /// Devices in IMSI order.
+    fn devices(&self) -> impl Iterator<Item = &Device> + '_ {
+        self.index.values().map(|&i| &self.slab[i as usize])
+    }
+
+    fn len(&self) -> usize {
+        self.slab.len()
+    }
 }
 
 /// Counters of what the engine has seen, for metrics and the API.
@@ -101,6 +272,13 @@ pub struct EngineStats {
     /// IMSIs seen in accounting that are not in the inventory.
     pub unprovisioned_seen: u64,
     pub nas_resets: u64,
+    pub flow_batches: u64,
+    /// Flows attributed to a device.
+    pub flows_attributed: u64,
+    /// Flows whose addresses no device held at the flow's time.
+    pub flows_unattributed: u64,
+    /// Attributed flows the device's group policy denied.
+    pub policy_violations: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +289,8 @@ pub enum EngineError {
     SnapshotVersion(u8),
     #[error("snapshot is corrupt: {0}")]
     Corrupt(#[from] postcard::Error),
+    #[error("snapshot is inconsistent: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// The whole engine state.
@@ -126,9 +306,18 @@ pub struct Engine {
     syms: Interner,
     parts: Vec<Partition>,
     stats: EngineStats,
+    /// Who held which address when (see `iptable`).
+    ips: IpTable,
+    /// Firewall policies by group id (interned).
+    policies: BTreeMap<Sym, GroupPolicy>,
+    /// The last flows no device could be found for.
+    unattributed: Ring<FlowRecord, UNATTRIBUTED_LOG>,
+    /// Event time of the next housekeeping pass (address table cleanup).
+    next_housekeeping: i64,
 }
 
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS1";
+/// Version 2: flows (address table, traffic profiles, policies).
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS2";
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
@@ -141,6 +330,10 @@ impl Engine {
             syms: Interner::default(),
             parts: (0..PARTITIONS).map(|_| Partition::default()).collect(),
             stats: EngineStats::default(),
+            ips: IpTable::default(),
+            policies: BTreeMap::new(),
+            unattributed: Ring::default(),
+            next_housekeeping: i64::MIN,
         }
     }
 
@@ -186,8 +379,9 @@ impl Engine {
                 let nas = self.syms.intern(&r.nas);
                 let apn = r.apn.as_deref().map(|a| self.syms.intern(a));
                 let opts = self.options.liveness;
-                let part = &mut self.parts[Self::partition_of(r.imsi)];
-                let dev = part.devices.entry(r.imsi).or_insert_with(|| {
+                let p = Self::partition_of(r.imsi);
+                let part = &mut self.parts[p];
+                let slot = part.slot_or_insert(r.imsi, || {
                     self.stats.unprovisioned_seen += 1;
                     out.push(Output::Unprovisioned {
                         imsi: r.imsi,
@@ -195,17 +389,45 @@ impl Engine {
                     });
                     Device::new(r.imsi)
                 });
-                let needs_timer = dev.apply_accounting(r, RecordSyms { nas, apn }, &opts, out);
-                if needs_timer && !part.armed.contains(&r.imsi) {
+                let me = device_ref(p, slot);
+                let dev = &mut part.slab[slot];
+                let key = session_key(&r.nas, &r.session_id);
+                let was_closed = dev.is_closed_session(key);
+                let before = dev
+                    .sessions
+                    .iter()
+                    .find(|s| s.key == key)
+                    .map(|s| (s.framed_ip, s.start));
+                let outcome = dev.apply_accounting(r, RecordSyms { nas, apn }, &opts, out);
+                if outcome.needs_timer && !part.armed.contains(&r.imsi) {
                     part.armed.insert(r.imsi);
                     part.timers.insert((dev.deadline, r.imsi));
+                }
+                let after = dev
+                    .sessions
+                    .iter()
+                    .find(|s| s.key == key)
+                    .map(|s| (s.framed_ip, s.start));
+                if let Some((Some(ip), start, last)) = outcome.evicted {
+                    self.ips.close(IpAddr::V4(ip), me, start, r.time.max(last));
+                }
+                if !was_closed {
+                    track_address(&mut self.ips, me, r, before, after);
                 }
             }
             Event::NasReset(n) => {
                 self.stats.nas_resets += 1;
                 let nas = self.syms.intern(&n.nas);
-                for part in &mut self.parts {
-                    for dev in part.devices.values_mut() {
+                for (p, part) in self.parts.iter_mut().enumerate() {
+                    // IMSI order, as before slots existed: it orders the outputs.
+                    for &slot in part.index.values() {
+                        let dev = &mut part.slab[slot as usize];
+                        let me = device_ref(p, slot as usize);
+                        for s in dev.sessions.iter().filter(|s| s.nas == nas) {
+                            if let Some(ip) = s.framed_ip {
+                                self.ips.close(IpAddr::V4(ip), me, s.start, n.time);
+                            }
+                        }
                         dev.close_nas_sessions(nas, n.time, out);
                     }
                 }
@@ -233,11 +455,7 @@ impl Engine {
                 reason,
             } => {
                 let part = &mut self.parts[Self::partition_of(*imsi)];
-                if let Some(p) = part
-                    .devices
-                    .get_mut(imsi)
-                    .and_then(|d| d.provisioning.as_mut())
-                {
+                if let Some(p) = part.get_mut(imsi).and_then(|d| d.provisioning.as_mut()) {
                     let from = p.lifecycle;
                     p.lifecycle = *state;
                     out.push(Output::LifecycleChanged {
@@ -250,10 +468,139 @@ impl Engine {
                     });
                 }
             }
+            Event::Flows(batch) => {
+                self.stats.flow_batches += 1;
+                for round in batch.flows.chunks(FLOW_ROUND) {
+                    self.apply_flows(round, out);
+                }
+            }
+            Event::SetPolicy { group, policy } => {
+                // The API validates; a policy that does not is ignored here
+                // so that bad input cannot break the bounds.
+                if policy.validate().is_ok() {
+                    let sym = self.syms.intern(group);
+                    self.policies.insert(
+                        sym,
+                        GroupPolicy {
+                            group: group.as_str().into(),
+                            policy: policy.clone(),
+                        },
+                    );
+                    out.push(Output::PolicyChanged {
+                        group: group.clone(),
+                    });
+                }
+            }
         }
         // Deadlines fire on every event that moved the clock, ticks included,
         // so expiry happens in event time whether or not wall-clock ticks come.
         self.expire(out);
+        if self.clock >= self.next_housekeeping {
+            self.housekeeping();
+        }
+    }
+
+    /// Hourly (event time): forgets address tenures past the retention.
+    fn housekeeping(&mut self) {
+        let retention = self.options.flows.address_retention_ms;
+        self.ips.cleanup(self.clock.saturating_sub(retention));
+        self.next_housekeeping = (self.clock.div_euclid(HOUR_MS) + 1).saturating_mul(HOUR_MS);
+    }
+
+    /// Applies up to `FLOW_ROUND` flows, in order. The hot path: no
+    /// allocation once the devices' profiles are warm, and the memory of the
+    /// round's devices is requested before it is needed (see `prefetch`),
+    /// in passes over the round, each using what the previous one fetched:
+    /// 1. look up both addresses of every flow in the address table;
+    /// 2. attribute every flow and prefetch its device;
+    /// 3. prefetch the fixed parts of each profile the flow will update;
+    /// 4. prefetch the counter row and ring slot the flow will update;
+    /// 5. apply each flow.
+    fn apply_flows(&mut self, flows: &[FlowRecord], out: &mut Vec<Output>) {
+        let slack = self.options.flows.attribution_slack_ms;
+        for f in flows {
+            // Independent lookups back to back: their cache misses overlap.
+            self.ips.touch(f.src);
+            self.ips.touch(f.dst);
+        }
+        let mut found = [None; FLOW_ROUND];
+        for (slot, f) in found.iter_mut().zip(flows) {
+            *slot = attribute(&self.ips, f, slack);
+            if let Some((dev, _, _)) = *slot {
+                self.device_by_ref(dev).prefetch();
+            }
+        }
+        for &(dev, _, time) in found.iter().flatten() {
+            if let Some(p) = self.device_by_ref(dev).traffic.as_deref() {
+                p.prefetch(time);
+            }
+        }
+        for (a, f) in found.iter().zip(flows) {
+            if let Some((dev, dir, _)) = *a {
+                if let Some(p) = self.device_by_ref(dev).traffic.as_deref() {
+                    p.prefetch_slots(f, dir);
+                }
+            }
+        }
+        for (a, f) in found.into_iter().zip(flows) {
+            self.apply_flow(f, a, out);
+        }
+    }
+
+    fn device_by_ref(&self, r: DeviceRef) -> &Device {
+        let (p, slot) = split_ref(r);
+        &self.parts[p].slab[slot]
+    }
+
+    /// Applies one flow: attributed to `found` (device, direction, time), or
+    /// unattributed. Updates the device's profile and checks its group's policy.
+    fn apply_flow(
+        &mut self,
+        f: &FlowRecord,
+        found: Option<(DeviceRef, FlowDirection, i64)>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some((dev, direction, time)) = found else {
+            self.stats.flows_unattributed += 1;
+            self.unattributed.push(*f);
+            out.push(Output::UnattributedFlow {
+                time: f.time(),
+                flow: *f,
+            });
+            return;
+        };
+        self.stats.flows_attributed += 1;
+        let (p, slot) = split_ref(dev);
+        let dev = &mut self.parts[p].slab[slot];
+        let profile = dev.traffic.get_or_insert_with(Default::default);
+        profile.observe(f, direction, time);
+
+        let Some(group) = dev.provisioning.as_ref().map(|p| p.group) else {
+            return; // unprovisioned: no group, no policy
+        };
+        let Some(gp) = self.policies.get(&group) else {
+            return;
+        };
+        let (remote, port) = direction.remote(f);
+        let verdict = gp.policy.evaluate(remote, port, f.proto, direction);
+        if verdict.action == PolicyAction::Deny {
+            self.stats.policy_violations += 1;
+            profile.record_violation(Violation {
+                time,
+                flow: *f,
+                direction,
+                rule: verdict.rule.map(|r| r as u32),
+                group,
+            });
+            out.push(Output::PolicyViolation {
+                imsi: dev.imsi,
+                time,
+                flow: *f,
+                direction,
+                rule: verdict.rule,
+                group: Arc::clone(&gp.group),
+            });
+        }
     }
 
     fn ensure_tenant(&mut self, id: &str, out: &mut Vec<Output>) {
@@ -297,10 +644,8 @@ impl Engine {
             label: d.label.as_deref().map(Into::into),
         };
         let part = &mut self.parts[Self::partition_of(d.imsi)];
-        let dev = part
-            .devices
-            .entry(d.imsi)
-            .or_insert_with(|| Device::new(d.imsi));
+        let slot = part.slot_or_insert(d.imsi, || Device::new(d.imsi));
+        let dev = &mut part.slab[slot];
         let changed = dev.provisioning.as_ref() != Some(&prov);
         dev.provisioning = Some(prov);
         if changed {
@@ -317,10 +662,11 @@ impl Engine {
                     break;
                 }
                 part.timers.pop_first();
-                let Some(dev) = part.devices.get_mut(&imsi) else {
+                let Some(&slot) = part.index.get(&imsi) else {
                     part.armed.remove(&imsi);
                     continue;
                 };
+                let dev = &mut part.slab[slot as usize];
                 if dev.deadline > now && !dev.sessions.is_empty() {
                     // The deadline moved since this timer was armed: re-arm.
                     part.timers.insert((dev.deadline, imsi));
@@ -335,7 +681,7 @@ impl Engine {
     // ---- queries ----
 
     pub fn device(&self, imsi: Digits) -> Option<&Device> {
-        self.parts[Self::partition_of(imsi)].devices.get(&imsi)
+        self.parts[Self::partition_of(imsi)].get(&imsi)
     }
 
     pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
@@ -355,7 +701,7 @@ impl Engine {
     }
 
     pub fn device_count(&self) -> usize {
-        self.parts.iter().map(|p| p.devices.len()).sum()
+        self.parts.iter().map(|p| p.len()).sum()
     }
 
     /// Devices with IMSI > `after`, in IMSI order, that pass `filter`, at most `limit`.
@@ -371,9 +717,9 @@ impl Engine {
             .parts
             .iter()
             .map(|p| {
-                p.devices
+                p.index
                     .range((lower, Bound::Unbounded))
-                    .map(|(_, d)| d)
+                    .map(|(_, &i)| &p.slab[i as usize])
                     .peekable()
             })
             .collect();
@@ -401,7 +747,7 @@ impl Engine {
     /// Visits every device (for counts and metrics).
     pub fn for_each_device(&self, mut f: impl FnMut(&Device)) {
         for p in &self.parts {
-            for d in p.devices.values() {
+            for d in p.devices() {
                 f(d);
             }
         }
@@ -424,11 +770,185 @@ impl Engine {
         };
         let mut e: Engine = postcard::from_bytes(rest)?;
         e.syms.rebuild_index();
+        if e.parts.len() != PARTITIONS {
+            return Err(EngineError::Inconsistent("wrong number of partitions"));
+        }
+        for (p, part) in e.parts.iter_mut().enumerate() {
+            for (slot, d) in part.slab.iter().enumerate() {
+                if Self::partition_of(d.imsi) != p
+                    || part.index.insert(d.imsi, slot as u32).is_some()
+                {
+                    return Err(EngineError::Inconsistent(
+                        "device in the wrong partition or twice",
+                    ));
+                }
+            }
+        }
+        let parts = &e.parts;
+        if !e.ips.all_devices(|r| {
+            let (p, slot) = split_ref(r);
+            parts.get(p).is_some_and(|part| slot < part.slab.len())
+        }) {
+            return Err(EngineError::Inconsistent(
+                "address held by an unknown device",
+            ));
+        }
         Ok(e)
+    }
+
+    /// The traffic profile of a device, if any flow was attributed to it.
+    pub fn traffic(&self, imsi: Digits) -> Option<&TrafficProfile> {
+        self.device(imsi).and_then(|d| d.traffic.as_deref())
+    }
+
+    /// The device's last attributed flows, newest first.
+    pub fn recent_flows(&self, imsi: Digits) -> impl Iterator<Item = &RecentFlow> + '_ {
+        self.traffic(imsi)
+            .into_iter()
+            .flat_map(|p| p.recent_flows())
+    }
+
+    /// The device's last policy violations, newest first.
+    pub fn violations(&self, imsi: Digits) -> impl Iterator<Item = ViolationView<'_>> + '_ {
+        self.traffic(imsi)
+            .into_iter()
+            .flat_map(|p| p.violations())
+            .map(|v| ViolationView {
+                time: v.time,
+                flow: &v.flow,
+                direction: v.direction,
+                rule: v.rule.map(|r| r as usize),
+                group: self.syms.resolve(v.group),
+            })
+    }
+
+    /// The last flows no device could be found for, newest first.
+    pub fn unattributed(&self) -> impl Iterator<Item = &FlowRecord> + '_ {
+        self.unattributed.iter()
+    }
+
+    /// The device that held `ip` at `time`, with the attribution slack.
+    pub fn ip_holder(&self, ip: IpAddr, time: i64) -> Option<Digits> {
+        self.ips
+            .holder_at(ip, time, self.options.flows.attribution_slack_ms)
+            .map(|r| self.device_by_ref(r).imsi)
+    }
+
+    /// The remembered tenures of `ip`, oldest first.
+    pub fn ip_history(&self, ip: IpAddr) -> Vec<IpTenure> {
+        self.ips
+            .history(ip)
+            .iter()
+            .map(|h| IpTenure {
+                imsi: self.device_by_ref(h.device).imsi,
+                from: h.from,
+                to: h.to(),
+            })
+            .collect()
+    }
+
+    /// Addresses (and IPv6 /64 prefixes) in the address table.
+    pub fn ip_table_len(&self) -> usize {
+        self.ips.len()
+    }
+
+    /// The firewall policy of a group, if one was set.
+    pub fn policy(&self, group: &str) -> Option<&FirewallPolicy> {
+        let sym = self.syms.lookup(group)?;
+        self.policies.get(&sym).map(|g| &g.policy)
+    }
+
+    /// Every group policy, by group id.
+    pub fn policies(&self) -> Vec<(&str, &FirewallPolicy)> {
+        let mut v: Vec<(&str, &FirewallPolicy)> = self
+            .policies
+            .values()
+            .map(|g| (&*g.group, &g.policy))
+            .collect();
+        v.sort_unstable_by_key(|(g, _)| *g);
+        v
     }
 
     /// Lifecycle of a provisioned device, for admission and enforcement.
     pub fn lifecycle(&self, imsi: Digits) -> Option<Lifecycle> {
         self.device(imsi).and_then(|d| d.lifecycle())
+    }
+}
+
+/// A device's tenure of an address, as the address table remembers it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct IpTenure {
+    pub imsi: Digits,
+    /// Session start, Unix ms (backdated by Acct-Session-Time when the Start was missed).
+    pub from: i64,
+    /// Session end; None while open. The tenure also ends where the next
+    /// holder's begins.
+    pub to: Option<i64>,
+}
+
+/// A policy violation as plain data, for the API.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ViolationView<'a> {
+    pub time: i64,
+    pub flow: &'a FlowRecord,
+    pub direction: FlowDirection,
+    /// Index of the deny rule; None when the default action denied.
+    pub rule: Option<usize>,
+    pub group: &'a str,
+}
+
+/// Finds the device a flow belongs to: the source if a device held it at the
+/// flow's time ("up"), else the destination ("down"). The flow's start is
+/// tried first, then its end (a long flow that began before the tenure). The
+/// engine is causal: it knows only the accounting journaled before the flow,
+/// so a flow journaled before the Start of its device is not attributed to it.
+fn attribute(ips: &IpTable, f: &FlowRecord, slack: i64) -> Option<(DeviceRef, FlowDirection, i64)> {
+    let t = f.time();
+    let times = [t, f.end];
+    let n = if f.end != t { 2 } else { 1 };
+    for (ip, dir) in [(f.src, FlowDirection::Up), (f.dst, FlowDirection::Down)] {
+        if let Some((dev, at)) = ips.holder_at_any(ip, &times[..n], slack) {
+            return Some((dev, dir, at));
+        }
+    }
+    None
+}
+
+/// Follows one accounting record into the address table. `before` and
+/// `after` are the session's (framed address, start) around the record.
+fn track_address(
+    ips: &mut IpTable,
+    me: DeviceRef,
+    r: &AcctRecord,
+    before: Option<(Option<Ipv4Addr>, i64)>,
+    after: Option<(Option<Ipv4Addr>, i64)>,
+) {
+    // Acct-Session-Time says how long before this record the session began:
+    // a missed Start does not lose the first part of the tenure.
+    let began = r
+        .session_time
+        .map_or(r.time, |s| r.time - i64::from(s) * 1000);
+    match (before, after) {
+        (Some((Some(old), start)), Some((Some(ip), _))) if old != ip => {
+            // The session's address changed: the new tenure starts now.
+            ips.close(IpAddr::V4(old), me, start, r.time);
+            ips.open(IpAddr::V4(ip), me, r.time, r.time);
+        }
+        (_, Some((Some(ip), start))) => {
+            ips.open(IpAddr::V4(ip), me, start.min(began), r.time);
+        }
+        (Some((ip, start)), None) => {
+            // This record stopped the session.
+            if let Some(ip) = r.framed_ip.or(ip) {
+                ips.close(IpAddr::V4(ip), me, start.min(began), r.time);
+            }
+        }
+        (None, None) => {
+            // A Stop for a session never seen open.
+            if let Some(ip) = r.framed_ip {
+                ips.close(IpAddr::V4(ip), me, began, r.time);
+            }
+        }
+        (_, Some((None, _))) => {}
     }
 }

@@ -6,8 +6,9 @@
 
 use crate::ids::{Cell, Digits, Plmn, TimeZone};
 use crate::inventory::{DeviceRecord, Group, Lifecycle, Tenant};
+use crate::policy::FirewallPolicy;
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Current event encoding version.
 const FORMAT_V1: u8 = 1;
@@ -78,7 +79,69 @@ pub struct NasReset {
     pub on: bool,
 }
 
+/// One flow record (IPFIX / NetFlow), decoded and validated by the flow
+/// adapter. Addresses are as the exporter saw them; which side is the device
+/// is decided by the engine (see `iptable`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// First packet, Unix ms (0 when the exporter did not send it).
+    pub start: i64,
+    /// Last packet, Unix ms.
+    pub end: i64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP...).
+    pub proto: u8,
+    /// Cumulative OR of the TCP flags of the flow's packets (0 for non-TCP).
+    pub tcp_flags: u8,
+    /// Octets, already scaled by `sampling`.
+    pub bytes: u64,
+    /// Packets, already scaled by `sampling`.
+    pub packets: u64,
+    /// Packet sampling interval: 1 = unsampled, N = one packet in N.
+    pub sampling: u32,
+}
+
+impl FlowRecord {
+    /// The time the flow is attributed at: its start, or its end when the
+    /// exporter sent no start.
+    pub fn time(&self) -> i64 {
+        if self.start > 0 {
+            self.start
+        } else {
+            self.end
+        }
+    }
+}
+
+/// The flow records of one export packet (or several, batched by the adapter).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct FlowBatch {
+    /// The exporter as named in the allow-list (or its address).
+    pub exporter: String,
+    /// When the server received the export, Unix ms.
+    pub received: i64,
+    pub flows: Vec<FlowRecord>,
+}
+
+impl FlowBatch {
+    /// Event time of the batch: the newest flow end, or the receive time of
+    /// an empty batch.
+    pub fn time(&self) -> i64 {
+        self.flows
+            .iter()
+            .map(|f| f.end)
+            .max()
+            .unwrap_or(self.received)
+    }
+}
+
 /// Everything the journal records.
+///
+/// New variants go at the end: the encoding is the variant's index, so
+/// journals written before a variant existed keep decoding.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub enum Event {
     Accounting(AcctRecord),
@@ -98,6 +161,13 @@ pub enum Event {
         state: Lifecycle,
         actor: String,
         reason: String,
+    },
+    /// Flow records from an IPFIX/NetFlow exporter.
+    Flows(FlowBatch),
+    /// Sets (replaces) the firewall policy of a device group.
+    SetPolicy {
+        group: String,
+        policy: FirewallPolicy,
     },
 }
 
@@ -134,7 +204,11 @@ impl Event {
             Event::Accounting(r) => Some(r.time),
             Event::NasReset(r) => Some(r.time),
             Event::Tick { time } | Event::SetLifecycle { time, .. } => Some(*time),
-            Event::UpsertTenant(_) | Event::UpsertGroup(_) | Event::UpsertDevices(_) => None,
+            Event::Flows(b) => Some(b.time()),
+            Event::UpsertTenant(_)
+            | Event::UpsertGroup(_)
+            | Event::UpsertDevices(_)
+            | Event::SetPolicy { .. } => None,
         }
     }
 }

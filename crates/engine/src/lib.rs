@@ -10,14 +10,26 @@ pub mod engine;
 pub mod event;
 pub mod ids;
 pub mod inventory;
+pub mod iptable;
 pub mod mcc;
+pub mod policy;
+mod prefetch;
 pub mod time;
+pub mod traffic;
 
 pub use device::{Device, OfflineReason, Session};
-pub use engine::{Engine, EngineError, EngineOptions, EngineStats};
-pub use event::{AcctRecord, AcctStatus, Event, NasReset};
+pub use engine::{
+    Engine, EngineError, EngineOptions, EngineStats, FlowOptions, IpTenure, ViolationView,
+};
+pub use event::{AcctRecord, AcctStatus, Event, FlowBatch, FlowRecord, NasReset};
 pub use ids::{Cell, CellKind, Digits, Plmn, TimeZone};
 pub use inventory::{DeclaredProfile, DeviceRecord, Group, Lifecycle, Tenant};
+pub use policy::{Cidr, FirewallPolicy, PolicyAction, PolicyDirection, PolicyRule, Verdict};
+use std::sync::Arc;
+pub use traffic::{
+    DestKey, DistinctSketch, FlowDirection, RecentFlow, TopCounter, TrafficProfile, Violation,
+    WindowView,
+};
 
 /// What applying an event produced, for the adapters: the store rolls up
 /// usage, metrics count, and later issues turn these into findings and actions.
@@ -62,5 +74,28 @@ pub enum Output {
         to: Lifecycle,
         actor: String,
         reason: String,
+    },
+    /// A flow no device held either address of at the flow's time.
+    UnattributedFlow {
+        /// The time it was looked up at (its start, else its end).
+        time: i64,
+        flow: FlowRecord,
+    },
+    /// An attributed flow that the device's group policy denies.
+    PolicyViolation {
+        imsi: Digits,
+        /// The time it was attributed at (its start, else its end).
+        time: i64,
+        /// The evidence.
+        flow: FlowRecord,
+        direction: FlowDirection,
+        /// Index of the deny rule; None when the policy's default denied.
+        rule: Option<usize>,
+        /// The group whose policy it is.
+        group: Arc<str>,
+    },
+    /// A group's firewall policy was set.
+    PolicyChanged {
+        group: String,
     },
 }

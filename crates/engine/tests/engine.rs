@@ -316,7 +316,100 @@ fn arb_event() -> impl Strategy<Value = Event> {
             on: true,
         })
     });
-    prop_oneof![6 => acct, 2 => tick, 1 => upsert, 1 => reset]
+    let flows = (
+        prop::collection::vec(
+            (
+                0u8..10,
+                0u8..10,
+                0i64..4_000_000,
+                0usize..4,
+                0usize..4,
+                any::<u8>(),
+                1u64..5000,
+            ),
+            0..6,
+        ),
+        0i64..4_000_000,
+    )
+        .prop_map(|(fl, recv)| {
+            Event::Flows(FlowBatch {
+                exporter: "pgw-1-ipfix".into(),
+                received: T0 + recv,
+                flows: fl
+                    .into_iter()
+                    .map(|(s, d, dt, port, proto, flags, bytes)| FlowRecord {
+                        start: T0 + dt,
+                        end: T0 + dt + 500,
+                        src: flow_addr(s),
+                        dst: flow_addr(d),
+                        src_port: 40_000,
+                        dst_port: [23, 53, 443, 8883][port],
+                        proto: [6, 17, 1, 6][proto],
+                        tcp_flags: flags,
+                        bytes,
+                        packets: bytes / 100 + 1,
+                        sampling: 1,
+                    })
+                    .collect(),
+            })
+        });
+    let policy = (0u8..2, 0u8..3).prop_map(|(g, p)| Event::SetPolicy {
+        group: format!("g{g}"),
+        policy: arb_policy(p),
+    });
+    prop_oneof![6 => acct, 2 => tick, 1 => upsert, 1 => reset, 4 => flows, 1 => policy]
+}
+
+/// Device addresses of `rec` (10.45.0.0-5), remote ones, IPv6.
+fn flow_addr(k: u8) -> std::net::IpAddr {
+    match k {
+        0..=5 => std::net::Ipv4Addr::new(10, 45, 0, k).into(),
+        6 | 7 => std::net::Ipv4Addr::new(192, 0, 2, k).into(),
+        8 => "2001:db8::1".parse().unwrap(),
+        _ => std::net::Ipv4Addr::new(198, 51, 100, 1).into(),
+    }
+}
+
+fn arb_policy(p: u8) -> FirewallPolicy {
+    let rule = |cidr: &str, proto, ports: Vec<(u16, u16)>, direction, action| PolicyRule {
+        cidr: cidr.parse().unwrap(),
+        proto,
+        ports,
+        direction,
+        action,
+    };
+    match p {
+        0 => FirewallPolicy {
+            default_action: PolicyAction::Deny,
+            rules: vec![
+                rule(
+                    "192.0.2.0/24",
+                    Some(6),
+                    vec![(443, 443)],
+                    PolicyDirection::Outbound,
+                    PolicyAction::Allow,
+                ),
+                rule(
+                    "0.0.0.0/0",
+                    Some(17),
+                    vec![(53, 53)],
+                    PolicyDirection::Both,
+                    PolicyAction::Allow,
+                ),
+            ],
+        },
+        1 => FirewallPolicy {
+            default_action: PolicyAction::Allow,
+            rules: vec![rule(
+                "0.0.0.0/0",
+                None,
+                vec![(23, 23)],
+                PolicyDirection::Both,
+                PolicyAction::Deny,
+            )],
+        },
+        _ => FirewallPolicy::allow_all(),
+    }
 }
 
 proptest! {

@@ -278,6 +278,14 @@ pub fn responder(
             batch.push_with(r.to, |out| out.extend_from_slice(&scratch));
             top = top.max(r.ticket);
         }
+        // Mark them answered before the answers leave: a retransmission that
+        // arrives right after an answer (which it may have crossed) must find
+        // its ticket answered and be answered again, not taken for in flight.
+        metrics.acct_accepted.increment(replies.len() as u64);
+        stats
+            .accepted
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
+        answered.fetch_max(top, Ordering::AcqRel);
         batch.flush(&sock);
         let now = Instant::now();
         for r in &replies {
@@ -285,10 +293,5 @@ pub fn responder(
                 .answer_latency
                 .record(now.duration_since(r.received).as_secs_f64());
         }
-        metrics.acct_accepted.increment(replies.len() as u64);
-        stats
-            .accepted
-            .fetch_add(replies.len() as u64, Ordering::Relaxed);
-        answered.fetch_max(top, Ordering::AcqRel);
     }
 }

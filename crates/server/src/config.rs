@@ -153,6 +153,7 @@ impl Config {
             .parse()
             .map_err(|e: toml::de::Error| invalid(origin, e.to_string()))?;
         merge(&mut base, user);
+        let mut overrides = Vec::new();
         for (k, v) in env {
             let Some(path) = k.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -163,11 +164,18 @@ impl Config {
             let keys: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
             set_path(&mut base, &keys, parse_env_value(&v))
                 .map_err(|m| invalid(&format!("environment variable {k}"), m))?;
+            overrides.push(k);
         }
+        // A bad value may come from the file or from an override: name both.
+        let origin = if overrides.is_empty() {
+            origin.to_string()
+        } else {
+            format!("{origin} with overrides {}", overrides.join(", "))
+        };
         let cfg: Config = toml::Value::Table(base)
             .try_into()
-            .map_err(|e: toml::de::Error| invalid(origin, e.to_string()))?;
-        cfg.validate().map_err(|m| invalid(origin, m))?;
+            .map_err(|e: toml::de::Error| invalid(&origin, e.to_string()))?;
+        cfg.validate().map_err(|m| invalid(&origin, m))?;
         Ok(cfg)
     }
 
@@ -304,5 +312,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1"), "{e}");
+        let env = vec![("SIMGUARD_HTTP__BIND".to_string(), "nonsense".to_string())];
+        let e = Config::from_toml("", "x.toml", env.into_iter()).unwrap_err().to_string();
+        assert!(e.contains("SIMGUARD_HTTP__BIND"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ pub mod acct;
 pub mod api;
 pub mod clients;
 pub mod config;
+pub mod flows;
 pub mod metrics;
 pub mod pipeline;
 pub mod radius_map;
@@ -78,6 +79,7 @@ pub struct AppState {
     pub store: Arc<parking_lot::Mutex<Option<simguard_store::StoreReader>>>,
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub acct_stats: Arc<AcctStats>,
+    pub flow_stats: Arc<flows::FlowStats>,
     pub health: Arc<Health>,
     pub ready: Arc<AtomicBool>,
     pub recovery: RecoveryReport,
@@ -98,6 +100,9 @@ pub struct Server {
     pub generated_token: Option<String>,
     pub recovery: RecoveryReport,
     pub acct_stats: Arc<AcctStats>,
+    pub flow_stats: Arc<flows::FlowStats>,
+    pub ipfix_addr: SocketAddr,
+    pub netflow_addr: SocketAddr,
     pub engine: Arc<RwLock<Engine>>,
     shutdown: Arc<AtomicBool>,
     http_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -191,6 +196,7 @@ impl Server {
                 missed_interims: cfg.engine.missed_interims,
                 grace_ms: i64::from(cfg.engine.grace_secs) * 1000,
             },
+            ..EngineOptions::default()
         };
         let mut engine = load_snapshot(&store, &cfg.snapshot_dir(), options);
         let snapshot_seq = engine.seq();
@@ -249,6 +255,14 @@ impl Server {
             addr: cfg.radius.accounting_bind,
             source,
         })?;
+        let bind_flow = |what: &'static str, addr: SocketAddr| -> Result<(Arc<std::net::UdpSocket>, SocketAddr), ServerError> {
+            let err = |source| ServerError::Bind { what, addr, source };
+            let s = udp::bind(addr, cfg.flows.socket_receive_buffer, Duration::from_millis(100)).map_err(err)?;
+            let local = s.local_addr().map_err(err)?;
+            Ok((Arc::new(s), local))
+        };
+        let (ipfix_sock, ipfix_addr) = bind_flow("IPFIX", cfg.flows.ipfix_bind)?;
+        let (netflow_sock, netflow_addr) = bind_flow("NetFlow", cfg.flows.netflow_bind)?;
         let listener = tokio::net::TcpListener::bind(cfg.http.bind)
             .await
             .map_err(|source| ServerError::Bind {
@@ -271,6 +285,7 @@ impl Server {
         let health = Arc::new(Health::default());
         let shutdown = Arc::new(AtomicBool::new(false));
         let acct_stats = Arc::new(AcctStats::default());
+        let flow_stats = Arc::new(flows::FlowStats::default());
         let answered = Arc::new(AtomicU64::new(0));
         let (applied_tx, applied_rx) = tokio::sync::watch::channel(engine.read().seq());
 
@@ -345,6 +360,26 @@ impl Server {
             };
             threads.push(spawn("sg-acct-recv", move || r.run())?);
         }
+        if cfg.flows.exporters.is_empty() {
+            tracing::warn!("flows.exporters is empty: every flow export will be dropped");
+        }
+        let exporters = Arc::new(flows::Exporters::new(&cfg.flows.exporters));
+        for (name, thread, sock, file) in [
+            ("ipfix", "sg-ipfix", ipfix_sock, "flow-templates-ipfix.bin"),
+            ("netflow", "sg-netflow", netflow_sock, "flow-templates-netflow.bin"),
+        ] {
+            let c = flows::FlowCollector {
+                name,
+                sock,
+                exporters: exporters.clone(),
+                tx: sub_tx.clone(),
+                stats: flow_stats.clone(),
+                shutdown: shutdown.clone(),
+                state_file: cfg.data_dir.join(file),
+                pending_template: Duration::from_secs(cfg.flows.pending_template_secs),
+            };
+            threads.push(spawn(thread, move || c.run())?);
+        }
 
         let ticker = (cfg.engine.tick_ms > 0).then(|| {
             let (tx, shutdown, every) = (sub_tx.clone(), shutdown.clone(), cfg.engine.tick_ms);
@@ -376,6 +411,7 @@ impl Server {
             store: Arc::new(parking_lot::Mutex::new(None)),
             prometheus,
             acct_stats: acct_stats.clone(),
+            flow_stats: flow_stats.clone(),
             health,
             ready,
             recovery: recovery.clone(),
@@ -400,6 +436,9 @@ impl Server {
             generated_token,
             recovery,
             acct_stats,
+            flow_stats,
+            ipfix_addr,
+            netflow_addr,
             engine,
             shutdown,
             http_shutdown: Some(http_shutdown),

@@ -287,12 +287,14 @@ impl SinkState {
             Output::TenantChanged { id } => {
                 self.tenants.insert(id.clone());
             }
-            Output::GroupChanged { id } => {
+            Output::GroupChanged { id } | Output::PolicyChanged { group: id } => {
                 self.groups.insert(id.clone());
             }
             Output::Unprovisioned { .. }
             | Output::CameOnline { .. }
-            | Output::WentOffline { .. } => {}
+            | Output::WentOffline { .. }
+            | Output::UnattributedFlow { .. }
+            | Output::PolicyViolation { .. } => {}
         }
     }
 

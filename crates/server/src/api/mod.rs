@@ -6,6 +6,7 @@
 //! applied them, so a client reads its own writes.
 
 pub mod error;
+pub mod flows;
 pub mod views;
 
 use crate::pipeline::Submission;
@@ -31,8 +32,8 @@ use views::{device_view, group_view, DeviceView, GroupView};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM."),
-    paths(list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status),
-    components(schemas(DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
+    paths(list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy),
+    components(schemas(flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -64,6 +65,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(list_devices).post(upsert_devices))
         .route("/api/v1/devices/{imsi}", get(get_device))
         .route("/api/v1/devices/{imsi}/usage", get(device_usage))
+        .route("/api/v1/devices/{imsi}/traffic", get(flows::traffic))
+        .route("/api/v1/devices/{imsi}/flows", get(flows::device_flows))
+        .route("/api/v1/devices/{imsi}/violations", get(flows::device_violations))
+        .route("/api/v1/flows/unattributed", get(flows::unattributed))
+        .route("/api/v1/groups/{id}/policy", get(flows::get_policy).put(flows::put_policy))
         .route("/api/v1/tenants", get(list_tenants))
         .route("/api/v1/tenants/{id}", put(put_tenant))
         .route("/api/v1/groups", get(list_groups))
@@ -94,6 +100,15 @@ impl Caller {
             Role::Viewer => Err(ApiError::forbidden(
                 "this API key is read-only (role viewer)",
             )),
+        }
+    }
+
+    /// Data that belongs to no tenant (unattributed flows) is for operator-wide keys.
+    pub fn require_operator_wide_read(&self) -> Result<(), ApiError> {
+        if self.0.tenant.is_none() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only operator-wide keys see data that belongs to no tenant"))
         }
     }
 
@@ -181,6 +196,10 @@ async fn metrics(State(s): State<AppState>) -> Response {
         });
         let by: Vec<(&'static str, u64)> = by_l.into_iter().collect();
         crate::metrics::set_device_gauges(online, offline, never, unprov, &by);
+        let st = e.stats();
+        metrics::gauge!("simguard_flows_attributed").set(st.flows_attributed as f64);
+        metrics::gauge!("simguard_flows_unattributed").set(st.flows_unattributed as f64);
+        metrics::gauge!("simguard_flow_policy_violations").set(st.policy_violations as f64);
     }
     match &s.prometheus {
         Some(h) => (
@@ -205,6 +224,7 @@ pub struct StatusView {
     pub devices: usize,
     pub unprovisioned_seen: u64,
     pub accounting: BTreeMap<String, u64>,
+    pub flows: BTreeMap<String, u64>,
     pub uptime_secs: u64,
     #[schema(value_type = Object)]
     pub recovery: crate::RecoveryReport,
@@ -225,8 +245,23 @@ async fn status(State(s): State<AppState>, _c: Caller) -> Json<StatusView> {
     for r in crate::metrics::DropReason::ALL {
         acct.insert(format!("dropped_{}", r.as_str()), a.dropped(r));
     }
+    let f = &s.flow_stats;
+    let st = e.stats();
+    let mut flows = BTreeMap::new();
+    flows.insert("datagrams".to_string(), f.datagrams.load(Ordering::Relaxed));
+    flows.insert("records".to_string(), f.records.load(Ordering::Relaxed));
+    flows.insert("templates_received".to_string(), f.templates.load(Ordering::Relaxed));
+    flows.insert("pending_sets".to_string(), f.pending_sets.load(Ordering::Relaxed));
+    flows.insert("released_records".to_string(), f.released_records.load(Ordering::Relaxed));
+    flows.insert("attributed".to_string(), st.flows_attributed);
+    flows.insert("unattributed".to_string(), st.flows_unattributed);
+    flows.insert("policy_violations".to_string(), st.policy_violations);
+    for (reason, n) in f.dropped.lock().iter() {
+        flows.insert(format!("dropped_{reason}"), *n);
+    }
     Json(StatusView {
         version: env!("CARGO_PKG_VERSION"),
+        flows,
         engine_seq: e.seq(),
         engine_time: rfc3339(e.clock()),
         engine_time_ms: e.clock(),
@@ -368,7 +403,7 @@ async fn list_devices(
     Ok(Json(DevicePage { items, next_cursor }))
 }
 
-fn parse_imsi_path(imsi: &str) -> Result<Digits, ApiError> {
+pub(crate) fn parse_imsi_path(imsi: &str) -> Result<Digits, ApiError> {
     inventory::parse_imsi(imsi).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
