@@ -371,6 +371,11 @@ impl Device {
                         });
                     }
                 }
+                // Most devices have one session: a first push would reserve room
+                // for four (about 300 bytes per device wasted at a million devices).
+                if self.sessions.capacity() == 0 {
+                    self.sessions.reserve_exact(1);
+                }
                 self.sessions.push(Session {
                     id: r.session_id.as_str().into(),
                     key,

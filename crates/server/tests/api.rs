@@ -25,6 +25,9 @@ data_dir = "{}"
 bind = "127.0.0.1:0"
 [radius]
 accounting_bind = "127.0.0.1:0"
+[flows]
+ipfix_bind = "127.0.0.1:0"
+netflow_bind = "127.0.0.1:0"
 [engine]
 tick_ms = 50
 "#,
