@@ -105,6 +105,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     sim.start_unix = now.max(engine_secs + 1);
     sim.rate = a.rate;
     sim.mode = Mode::Fleet;
+    // The fleet's traffic as IPFIX, consistent with its accounting.
+    sim.ipfix_target = Some(server.ipfix_addr);
 
     println!();
     println!("simguard demo is running");
@@ -113,6 +115,10 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         a.devices, a.speed
     );
     println!("  RADIUS      udp://{} (accounting)", server.acct_addr);
+    println!(
+        "  IPFIX       udp://{} (flows from the simulated fleet)",
+        server.ipfix_addr
+    );
     println!("  API         {base}/api/v1/devices");
     println!("  token       {token}");
     println!(

@@ -63,6 +63,21 @@ pub async fn provision(api: &ApiClient, fleet: &[SimDevice]) -> Result<usize> {
         )
         .await?;
     }
+    // Meters may talk only to their head-ends (HTTPS) and NTP: anything else
+    // from a meter is a policy violation.
+    let (_, _, meters, _) = placement(Profile::SmartMeter);
+    api.send(
+        reqwest::Method::PUT,
+        &format!("/api/v1/groups/{meters}/policy"),
+        &serde_json::json!({
+            "default_action": "deny",
+            "rules": [
+                { "cidr": "198.51.100.10/31", "proto": "tcp", "ports": [[443, 443]], "direction": "both", "action": "allow" },
+                { "cidr": "198.51.100.123/32", "proto": "udp", "ports": [[123, 123]], "direction": "both", "action": "allow" }
+            ]
+        }),
+    )
+    .await?;
     let devices: Vec<DeviceInput> = fleet
         .iter()
         .filter(|d| d.provisioned)
