@@ -313,7 +313,9 @@ mod tests {
             .to_string();
         assert!(e.contains("line 1"), "{e}");
         let env = vec![("SIMGUARD_HTTP__BIND".to_string(), "nonsense".to_string())];
-        let e = Config::from_toml("", "x.toml", env.into_iter()).unwrap_err().to_string();
+        let e = Config::from_toml("", "x.toml", env.into_iter())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SIMGUARD_HTTP__BIND"), "{e}");
     }
 }

@@ -62,7 +62,10 @@ impl Exporters {
             .iter()
             .map(|e| {
                 let net = e.address.trunc();
-                (net, e.name.clone().unwrap_or_else(|| net.addr().to_string()))
+                (
+                    net,
+                    e.name.clone().unwrap_or_else(|| net.addr().to_string()),
+                )
             })
             .collect();
         entries.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
@@ -97,11 +100,17 @@ fn save_state(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn load_state(c: &mut Collector, path: &Path) {
     match std::fs::read(path) {
         Ok(bytes) => match c.import_state(&bytes) {
-            Ok(n) => tracing::info!(templates = n, file = %path.display(), "flow templates restored"),
-            Err(e) => tracing::warn!(error = %e, file = %path.display(), "saved flow templates unusable; waiting for exporters to resend"),
+            Ok(n) => {
+                tracing::info!(templates = n, file = %path.display(), "flow templates restored")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, file = %path.display(), "saved flow templates unusable; waiting for exporters to resend")
+            }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(error = %e, file = %path.display(), "cannot read saved flow templates"),
+        Err(e) => {
+            tracing::warn!(error = %e, file = %path.display(), "cannot read saved flow templates")
+        }
     }
 }
 
@@ -144,7 +153,7 @@ impl FlowCollector {
         });
         load_state(&mut codec, &self.state_file);
         let mut saved_version = codec.templates_changed();
-        let mut rb = RecvBatch::new();
+        let mut rb = RecvBatch::with_slot(crate::udp::MAX_UDP_PAYLOAD);
         let mut decoded = Vec::with_capacity(4096);
         // Flows of this receive batch, per exporter name, in arrival order.
         let mut batches: Vec<(String, Vec<FlowRecord>)> = Vec::new();
@@ -162,7 +171,9 @@ impl FlowCollector {
             };
             let now = crate::acct::now_ms();
             for i in 0..n {
-                let Some((data, Some(from))) = rb.get(i) else { continue };
+                let Some((data, Some(from))) = rb.get(i) else {
+                    continue;
+                };
                 datagrams.increment(1);
                 self.stats.datagrams.fetch_add(1, Ordering::Relaxed);
                 if rb.truncated(i) {
@@ -176,8 +187,12 @@ impl FlowCollector {
                 decoded.clear();
                 match codec.decode(from.ip(), data, now, &mut decoded) {
                     Ok(sum) => {
-                        self.stats.templates.fetch_add(sum.templates as u64, Ordering::Relaxed);
-                        self.stats.pending_sets.fetch_add(sum.pending_sets as u64, Ordering::Relaxed);
+                        self.stats
+                            .templates
+                            .fetch_add(sum.templates as u64, Ordering::Relaxed);
+                        self.stats
+                            .pending_sets
+                            .fetch_add(sum.pending_sets as u64, Ordering::Relaxed);
                         self.stats
                             .released_records
                             .fetch_add(sum.released_records as u64, Ordering::Relaxed);
@@ -192,7 +207,9 @@ impl FlowCollector {
                     continue;
                 }
                 records.increment(decoded.len() as u64);
-                self.stats.records.fetch_add(decoded.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .records
+                    .fetch_add(decoded.len() as u64, Ordering::Relaxed);
                 let slot = match batches.iter().position(|(name, _)| name == exporter) {
                     Some(p) => p,
                     None => {
@@ -228,7 +245,9 @@ impl FlowCollector {
                 last_housekeeping = Instant::now();
                 let expired = codec.expire(now);
                 if expired > 0 {
-                    self.stats.expired_sets.fetch_add(expired as u64, Ordering::Relaxed);
+                    self.stats
+                        .expired_sets
+                        .fetch_add(expired as u64, Ordering::Relaxed);
                     for _ in 0..expired {
                         self.stats.drop_one("template_never_arrived");
                     }

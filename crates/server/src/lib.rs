@@ -255,9 +255,16 @@ impl Server {
             addr: cfg.radius.accounting_bind,
             source,
         })?;
-        let bind_flow = |what: &'static str, addr: SocketAddr| -> Result<(Arc<std::net::UdpSocket>, SocketAddr), ServerError> {
+        let bind_flow = |what: &'static str,
+                         addr: SocketAddr|
+         -> Result<(Arc<std::net::UdpSocket>, SocketAddr), ServerError> {
             let err = |source| ServerError::Bind { what, addr, source };
-            let s = udp::bind(addr, cfg.flows.socket_receive_buffer, Duration::from_millis(100)).map_err(err)?;
+            let s = udp::bind(
+                addr,
+                cfg.flows.socket_receive_buffer,
+                Duration::from_millis(100),
+            )
+            .map_err(err)?;
             let local = s.local_addr().map_err(err)?;
             Ok((Arc::new(s), local))
         };
@@ -366,7 +373,12 @@ impl Server {
         let exporters = Arc::new(flows::Exporters::new(&cfg.flows.exporters));
         for (name, thread, sock, file) in [
             ("ipfix", "sg-ipfix", ipfix_sock, "flow-templates-ipfix.bin"),
-            ("netflow", "sg-netflow", netflow_sock, "flow-templates-netflow.bin"),
+            (
+                "netflow",
+                "sg-netflow",
+                netflow_sock,
+                "flow-templates-netflow.bin",
+            ),
         ] {
             let c = flows::FlowCollector {
                 name,

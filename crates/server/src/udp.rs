@@ -57,9 +57,14 @@ fn force_rcvbuf(sock: &Socket, size: usize) -> io::Result<()> {
     }
 }
 
+/// Largest UDP payload: IPFIX messages may be up to 65,535 bytes (RFC 7011 §3.1).
+pub const MAX_UDP_PAYLOAD: usize = 65_535;
+
 /// Receive side: buffers for `BATCH` datagrams, reused across calls.
 pub struct RecvBatch {
     bufs: Vec<u8>,
+    /// Bytes per datagram slot: larger datagrams are reported truncated.
+    slot: usize,
     addrs: Vec<libc::sockaddr_storage>,
     iovecs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
@@ -77,9 +82,16 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
+    /// Slots of `MAX_DATAGRAM` bytes: RADIUS never exceeds 4096 (RFC 2865 §3).
     pub fn new() -> RecvBatch {
+        Self::with_slot(MAX_DATAGRAM)
+    }
+
+    /// Slots of `slot` bytes, for protocols with larger datagrams.
+    pub fn with_slot(slot: usize) -> RecvBatch {
         RecvBatch {
-            bufs: vec![0u8; BATCH * MAX_DATAGRAM],
+            slot,
+            bufs: vec![0u8; BATCH * slot],
             // SAFETY: sockaddr_storage and mmsghdr are plain C structs for
             // which all-zero bytes is a valid value.
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
@@ -100,8 +112,8 @@ impl RecvBatch {
     pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         for i in 0..BATCH {
             self.iovecs[i] = libc::iovec {
-                iov_base: self.bufs[i * MAX_DATAGRAM..].as_mut_ptr().cast(),
-                iov_len: MAX_DATAGRAM,
+                iov_base: self.bufs[i * self.slot..].as_mut_ptr().cast(),
+                iov_len: self.slot,
             };
             let h = &mut self.msgs[i].msg_hdr;
             h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
@@ -144,14 +156,14 @@ impl RecvBatch {
         if i >= self.count {
             return None;
         }
-        let len = (self.msgs[i].msg_len as usize).min(MAX_DATAGRAM);
-        let data = &self.bufs[i * MAX_DATAGRAM..i * MAX_DATAGRAM + len];
+        let len = (self.msgs[i].msg_len as usize).min(self.slot);
+        let data = &self.bufs[i * self.slot..i * self.slot + len];
         // SAFETY: the kernel wrote a valid sockaddr of msg_namelen bytes.
         let addr = unsafe { SockAddr::new(self.addrs[i], self.msgs[i].msg_hdr.msg_namelen) };
         Some((data, addr.as_socket()))
     }
 
-    /// True if datagram `i` was larger than a RADIUS packet may be (truncated).
+    /// True if datagram `i` was larger than a slot (and so truncated).
     pub fn truncated(&self, i: usize) -> bool {
         i < self.count && (self.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC) != 0
     }

@@ -102,7 +102,11 @@ fn visible<'e>(e: &'e Engine, caller: &Caller, imsi: &str) -> Result<&'e Device,
 
 /// A device's traffic profile from its flows.
 #[utoipa::path(get, path = "/api/v1/devices/{imsi}/traffic", params(("imsi" = String, Path)), responses((status = 200, body = TrafficView), (status = 404, body = super::error::ErrorBody)))]
-pub async fn traffic(State(s): State<AppState>, caller: Caller, Path(imsi): Path<String>) -> Result<Json<TrafficView>, ApiError> {
+pub async fn traffic(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(imsi): Path<String>,
+) -> Result<Json<TrafficView>, ApiError> {
     let e = s.engine.read();
     let d = visible(&e, &caller, &imsi)?;
     let view = match e.traffic(d.imsi) {
@@ -196,11 +200,11 @@ pub async fn device_flows(
     let Query(q) = q?;
     let e = s.engine.read();
     let d = visible(&e, &caller, &imsi)?;
-    let mut all: Vec<FlowView> = e
+    // The engine yields newest first already.
+    let all: Vec<FlowView> = e
         .recent_flows(d.imsi)
         .map(|r| flow_view(&r.flow, Some(r.direction)))
         .collect();
-    all.reverse();
     let (items, total, next_offset) = page(all, &q)?;
     Ok(Json(FlowPage {
         items,
@@ -228,7 +232,8 @@ pub async fn device_violations(
 ) -> Result<Json<Vec<ViolationJson>>, ApiError> {
     let e = s.engine.read();
     let d = visible(&e, &caller, &imsi)?;
-    let mut list: Vec<ViolationJson> = e
+    // The engine yields newest first already.
+    let list: Vec<ViolationJson> = e
         .violations(d.imsi)
         .map(|v| ViolationJson {
             time: rfc3339(v.time),
@@ -237,7 +242,6 @@ pub async fn device_violations(
             flow: flow_view(v.flow, Some(v.direction)),
         })
         .collect();
-    list.reverse();
     Ok(Json(list))
 }
 
@@ -251,8 +255,8 @@ pub async fn unattributed(
     caller.require_operator_wide_read()?;
     let Query(q) = q?;
     let e = s.engine.read();
-    let mut all: Vec<FlowView> = e.unattributed().map(|f| flow_view(f, None)).collect();
-    all.reverse();
+    // The engine yields newest first already.
+    let all: Vec<FlowView> = e.unattributed().map(|f| flow_view(f, None)).collect();
     let (items, total, next_offset) = page(all, &q)?;
     Ok(Json(FlowPage {
         items,
@@ -310,14 +314,19 @@ fn action(s: &str, field: &str) -> Result<PolicyAction, ApiError> {
     match s {
         "allow" => Ok(PolicyAction::Allow),
         "deny" => Ok(PolicyAction::Deny),
-        _ => Err(ApiError::invalid(format!("{field}: {s:?} is not allow or deny"))),
+        _ => Err(ApiError::invalid(format!(
+            "{field}: {s:?} is not allow or deny"
+        ))),
     }
 }
 
 fn parse_policy(p: &PolicyJson) -> Result<FirewallPolicy, ApiError> {
     let default_action = action(&p.default_action, "default_action")?;
     if p.rules.len() > simguard_engine::policy::MAX_POLICY_RULES {
-        return Err(ApiError::invalid(format!("rules: at most {}", simguard_engine::policy::MAX_POLICY_RULES)));
+        return Err(ApiError::invalid(format!(
+            "rules: at most {}",
+            simguard_engine::policy::MAX_POLICY_RULES
+        )));
     }
     let mut rules = Vec::with_capacity(p.rules.len());
     for (i, r) in p.rules.iter().enumerate() {
@@ -325,12 +334,27 @@ fn parse_policy(p: &PolicyJson) -> Result<FirewallPolicy, ApiError> {
             .cidr
             .parse()
             .map_err(|e| ApiError::invalid(format!("rules[{i}].cidr: {e}")))?;
+        // "198.51.100.10/24" is most likely a typo for a host or a network:
+        // say so rather than silently widen it to 198.51.100.0/24.
+        if let Some((addr, _)) = r.cidr.split_once('/') {
+            if addr
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a != cidr.addr())
+            {
+                return Err(ApiError::invalid(format!(
+                    "rules[{i}].cidr: {:?} has host bits set; write {cidr} for the network or {addr} for the host",
+                    r.cidr
+                )));
+            }
+        }
         let proto = match &r.proto {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::Number(n)) => Some(
                 n.as_u64()
                     .and_then(|v| u8::try_from(v).ok())
-                    .ok_or_else(|| ApiError::invalid(format!("rules[{i}].proto: {n} is not 0-255")))?,
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!("rules[{i}].proto: {n} is not 0-255"))
+                    })?,
             ),
             Some(serde_json::Value::String(s)) => Some(match s.to_ascii_lowercase().as_str() {
                 "tcp" => 6,
@@ -338,31 +362,54 @@ fn parse_policy(p: &PolicyJson) -> Result<FirewallPolicy, ApiError> {
                 "icmp" => 1,
                 "icmpv6" => 58,
                 "gre" => 47,
-                _ => return Err(ApiError::invalid(format!("rules[{i}].proto: {s:?} is not tcp, udp, icmp, icmpv6, gre or a number"))),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "rules[{i}].proto: {s:?} is not tcp, udp, icmp, icmpv6, gre or a number"
+                    )))
+                }
             }),
-            Some(v) => return Err(ApiError::invalid(format!("rules[{i}].proto: {v} is not a protocol"))),
+            Some(v) => {
+                return Err(ApiError::invalid(format!(
+                    "rules[{i}].proto: {v} is not a protocol"
+                )))
+            }
         };
         if r.ports.len() > simguard_engine::policy::MAX_PORT_RANGES {
-            return Err(ApiError::invalid(format!("rules[{i}].ports: at most {} ranges", simguard_engine::policy::MAX_PORT_RANGES)));
+            return Err(ApiError::invalid(format!(
+                "rules[{i}].ports: at most {} ranges",
+                simguard_engine::policy::MAX_PORT_RANGES
+            )));
         }
         if let Some((a, b)) = r.ports.iter().find(|(a, b)| a > b) {
-            return Err(ApiError::invalid(format!("rules[{i}].ports: range [{a}, {b}] is reversed")));
+            return Err(ApiError::invalid(format!(
+                "rules[{i}].ports: range [{a}, {b}] is reversed"
+            )));
         }
         let direction = match r.direction.as_deref().unwrap_or("both") {
             "outbound" => PolicyDirection::Outbound,
             "inbound" => PolicyDirection::Inbound,
             "both" => PolicyDirection::Both,
-            d => return Err(ApiError::invalid(format!("rules[{i}].direction: {d:?} is not outbound, inbound or both"))),
+            d => {
+                return Err(ApiError::invalid(format!(
+                    "rules[{i}].direction: {d:?} is not outbound, inbound or both"
+                )))
+            }
         };
         rules.push(PolicyRule {
             cidr,
             proto,
             ports: r.ports.clone(),
             direction,
-            action: action(r.action.as_deref().unwrap_or("allow"), &format!("rules[{i}].action"))?,
+            action: action(
+                r.action.as_deref().unwrap_or("allow"),
+                &format!("rules[{i}].action"),
+            )?,
         });
     }
-    Ok(FirewallPolicy { default_action, rules })
+    Ok(FirewallPolicy {
+        default_action,
+        rules,
+    })
 }
 
 fn visible_group(e: &Engine, caller: &Caller, id: &str) -> Result<(), ApiError> {
@@ -374,7 +421,11 @@ fn visible_group(e: &Engine, caller: &Caller, id: &str) -> Result<(), ApiError> 
 
 /// A group's firewall policy (a group without one allows everything).
 #[utoipa::path(get, path = "/api/v1/groups/{id}/policy", params(("id" = String, Path)), responses((status = 200, body = PolicyJson), (status = 404, body = super::error::ErrorBody)))]
-pub async fn get_policy(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<PolicyJson>, ApiError> {
+pub async fn get_policy(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PolicyJson>, ApiError> {
     let e = s.engine.read();
     visible_group(&e, &caller, &id)?;
     Ok(Json(match e.policy(&id) {

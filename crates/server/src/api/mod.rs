@@ -67,9 +67,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices/{imsi}/usage", get(device_usage))
         .route("/api/v1/devices/{imsi}/traffic", get(flows::traffic))
         .route("/api/v1/devices/{imsi}/flows", get(flows::device_flows))
-        .route("/api/v1/devices/{imsi}/violations", get(flows::device_violations))
+        .route(
+            "/api/v1/devices/{imsi}/violations",
+            get(flows::device_violations),
+        )
         .route("/api/v1/flows/unattributed", get(flows::unattributed))
-        .route("/api/v1/groups/{id}/policy", get(flows::get_policy).put(flows::put_policy))
+        .route(
+            "/api/v1/groups/{id}/policy",
+            get(flows::get_policy).put(flows::put_policy),
+        )
         .route("/api/v1/tenants", get(list_tenants))
         .route("/api/v1/tenants/{id}", put(put_tenant))
         .route("/api/v1/groups", get(list_groups))
@@ -108,7 +114,9 @@ impl Caller {
         if self.0.tenant.is_none() {
             Ok(())
         } else {
-            Err(ApiError::forbidden("only operator-wide keys see data that belongs to no tenant"))
+            Err(ApiError::forbidden(
+                "only operator-wide keys see data that belongs to no tenant",
+            ))
         }
     }
 
@@ -250,9 +258,18 @@ async fn status(State(s): State<AppState>, _c: Caller) -> Json<StatusView> {
     let mut flows = BTreeMap::new();
     flows.insert("datagrams".to_string(), f.datagrams.load(Ordering::Relaxed));
     flows.insert("records".to_string(), f.records.load(Ordering::Relaxed));
-    flows.insert("templates_received".to_string(), f.templates.load(Ordering::Relaxed));
-    flows.insert("pending_sets".to_string(), f.pending_sets.load(Ordering::Relaxed));
-    flows.insert("released_records".to_string(), f.released_records.load(Ordering::Relaxed));
+    flows.insert(
+        "templates_received".to_string(),
+        f.templates.load(Ordering::Relaxed),
+    );
+    flows.insert(
+        "pending_sets".to_string(),
+        f.pending_sets.load(Ordering::Relaxed),
+    );
+    flows.insert(
+        "released_records".to_string(),
+        f.released_records.load(Ordering::Relaxed),
+    );
     flows.insert("attributed".to_string(), st.flows_attributed);
     flows.insert("unattributed".to_string(), st.flows_unattributed);
     flows.insert("policy_violations".to_string(), st.policy_violations);
