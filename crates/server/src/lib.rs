@@ -298,7 +298,11 @@ impl Server {
 
         let (sub_tx, sub_rx) = sync_channel::<Submission>(1024);
         let (reply_tx, reply_rx) = std::sync::mpsc::channel();
-        let (eng_tx, eng_rx) = sync_channel(256);
+        // Large enough to ride out a snapshot encode on the engine thread
+        // (~1.5 s at a million devices) without stalling answers: commits
+        // average tens of records, so this bounds memory to a few hundred
+        // thousand events.
+        let (eng_tx, eng_rx) = sync_channel(16_384);
         let (sink_tx, sink_rx) = sync_channel(256);
         let (snap_tx, snap_rx) = sync_channel(1);
         let mut threads = Vec::new();
