@@ -174,8 +174,6 @@ impl FlowCollector {
                 let Some((data, Some(from))) = rb.get(i) else {
                     continue;
                 };
-                datagrams.increment(1);
-                self.stats.datagrams.fetch_add(1, Ordering::Relaxed);
                 if rb.truncated(i) {
                     self.stats.drop_one("truncated");
                     continue;
@@ -241,6 +239,10 @@ impl FlowCollector {
                     Err(TrySendError::Disconnected(_)) => break,
                 }
             }
+            // Counted once the batch is decoded and handed on, so that a
+            // reader who sees these datagrams also sees their records and drops.
+            datagrams.increment(n as u64);
+            self.stats.datagrams.fetch_add(n as u64, Ordering::Relaxed);
             if last_housekeeping.elapsed() >= Duration::from_secs(1) {
                 last_housekeeping = Instant::now();
                 let expired = codec.expire(now);

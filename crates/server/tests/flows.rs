@@ -946,7 +946,9 @@ async fn malformed_datagrams_are_dropped_by_reason_and_change_nothing() {
         let key = format!("dropped_{reason}");
         let c = api
             .wait_counters(&key, |c| {
+                // `datagrams` counts on arrival, the drop after decoding: wait for both.
                 c.get("datagrams") == Some(&(before["datagrams"] + i as u64 + 1))
+                    && c.get(&key).is_some()
             })
             .await;
         assert_eq!(c.get(&key), Some(&1), "{reason}: {c:?}");
