@@ -3,7 +3,8 @@
 # its journal) side by side with FreeRADIUS 3.2 + the detail module (writes
 # to the page cache, no fsync), under the same load, on 127.0.0.1 only.
 #
-#   bench/acct-throughput.sh            # build, then both servers, ~3-4 min
+#   bench/acct-throughput.sh            # build, then both servers, ~2 min
+#   PIN=1 bench/acct-throughput.sh      # servers on CPU 1, load generators on CPU 0
 #   SKIP_BUILD=1 SG_BIN=... bench/acct-throughput.sh
 #
 # Two load generators:
@@ -14,11 +15,14 @@
 #  2. radclient (FreeRADIUS's own client, the neutral peer): RC_PROCS
 #     loops side by side, each running radclient RC_ROUNDS times on its own
 #     2,000-packet file (-c 1, RC_INFLIGHT in flight). answered/s = Accepted / wall.
-#     The simguard/FreeRADIUS ratio is computed from this one.
+#     The simguard/FreeRADIUS ratio is computed from both; radclient costs
+#     ~50-80 us of CPU per request, so on 2 shared cores it, not the servers,
+#     sets the pace (its CPU is printed).
 #
 # Knobs (environment): RATES, STEP_SECS, RC_PROCS, RC_ROUNDS, RC_INFLIGHT,
-# FR_THREADS (thread-pool sizes to try), SKIP_FREERADIUS=1, SKIP_BUILD=1,
-# QUIET_WAIT, KEEP=1 (keep the work dir).
+# FR_THREADS (thread-pool sizes to try), SIM_SOCKETS, SKIP_FREERADIUS=1,
+# SKIP_BUILD=1 (with SG_BIN), PIN=1, BUDGET (s), QUIET_WAIT, BENCH_NICE,
+# KEEP=1 (keep the work dir). See BENCHMARKS.md.
 set -euo pipefail
 # 64 sockets x 256 ids = 16,384 requests in flight: with 4,096 (16 sockets)
 # one 50 ms fdatasync stall at 80k/s fills the window and the simulator
@@ -52,8 +56,9 @@ wait_quiet
 # >= 98% of it, no timeouts). Stops after two steps answering < 90%.
 # "other CPU": what the rest of the machine (other users' work, plus kernel
 # network work not charged to a process) used meanwhile, % of one core; a
-# step where it is high was measured on a busy machine. Also shows the CPU the server and the
-# simulator used, as % of one core, and the server's CPU time per answer.
+# step where it is high was measured on a busy machine. Also shows the CPU
+# the server and the simulator used, as % of one core, and the server's CPU
+# time per answer.
 ladder() {
   local name=$1 target=$2 pid=$3
   LADDER_MAX=0; LADDER_SUSTAINED=0; LADDER_US=0

@@ -10,7 +10,8 @@
 //! Run: `cargo run --release -p simguard-engine --example memory_per_device`
 //! Options: `--devices N` (default 1,000,000), `--no-sessions`, `--json`,
 //! `--shuffle` (provision and send in a scrambled IMSI order instead of
-//! ascending; B-tree nodes fill differently).
+//! ascending; B-tree nodes fill differently), `--no-framed-ip` (records
+//! without Framed-IP-Address: shows what the address table costs).
 
 use simguard_engine::*;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -103,7 +104,7 @@ fn device_record(n: u64) -> DeviceRecord {
     }
 }
 
-fn acct(n: u64, status: AcctStatus, time: i64, up: u64, down: u64) -> Event {
+fn acct(n: u64, status: AcctStatus, time: i64, up: u64, down: u64, framed_ip: bool) -> Event {
     let plmn = Plmn::parse("26201");
     Event::Accounting(AcctRecord {
         time,
@@ -116,7 +117,7 @@ fn acct(n: u64, status: AcctStatus, time: i64, up: u64, down: u64) -> Event {
         imeisv: Digits::parse(&format!("352099{n:08}23")),
         msisdn: Digits::parse(&format!("4917{n:08}")),
         apn: Some("iot.simguard".into()),
-        framed_ip: Some(Ipv4Addr::from(0x0A00_0000u32 | (n as u32 & 0x00FF_FFFF))),
+        framed_ip: framed_ip.then(|| Ipv4Addr::from(0x0A00_0000u32 | (n as u32 & 0x00FF_FFFF))),
         up_octets: up,
         down_octets: down,
         up_packets: up / 100,
@@ -153,6 +154,7 @@ fn main() {
     let mut sessions = true;
     let mut json = false;
     let mut shuffle = false;
+    let mut framed_ip = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -165,6 +167,7 @@ fn main() {
             "--no-sessions" => sessions = false,
             "--json" => json = true,
             "--shuffle" => shuffle = true,
+            "--no-framed-ip" => framed_ip = false,
             other => {
                 eprintln!(
                     "unknown argument {other:?}; use --devices N, --no-sessions, --json, --shuffle"
@@ -209,18 +212,19 @@ fn main() {
     // 2. One session per device: Start, then an Interim 10 minutes later.
     if sessions {
         for i in 0..n_devices {
-            let ev = acct(order(i), AcctStatus::Start, T0 + i as i64, 0, 0);
+            let ev = acct(order(i), AcctStatus::Start, T0 + i as i64, 0, 0, framed_ip);
             seq += 1;
             engine.apply(seq, &ev, &mut out);
             out.clear();
         }
         for i in 0..n_devices {
             let ev = acct(
-                i,
+                order(i),
                 AcctStatus::Interim,
                 T0 + 600_000 + i as i64,
                 120_000,
                 480_000,
+                framed_ip,
             );
             seq += 1;
             engine.apply(seq, &ev, &mut out);
@@ -242,9 +246,9 @@ fn main() {
 
     let peak_build = PEAK.load(Relaxed) - base;
 
-    // Where the bytes go, from the public state: what the device map holds
-    // inline, what the per-device heap blocks hold, and the rest (B-tree node
-    // slack, timers, interner).
+    // Where the bytes go, from the public state: the devices themselves, the
+    // per-device heap blocks, and the rest (indexes, timers, the address
+    // table, the interner, unused capacity).
     let mut session_vec_bytes = 0usize;
     let mut session_slots = 0usize;
     let mut session_ids = 0usize;
@@ -274,7 +278,7 @@ fn main() {
     let sess_size = std::mem::size_of::<Session>();
     if json {
         println!(
-            "{{\"devices\":{n_devices},\"sessions\":{sessions},\"shuffle\":{shuffle},\"heap_bytes\":{total},\"heap_bytes_per_device\":{:.1},\
+            "{{\"devices\":{n_devices},\"sessions\":{sessions},\"shuffle\":{shuffle},\"framed_ip\":{framed_ip},\"heap_bytes\":{total},\"heap_bytes_per_device\":{:.1},\
 \"heap_bytes_per_device_provisioning_only\":{:.1},\"peak_heap_bytes\":{},\"rss_bytes\":{rss_now},\
 \"snapshot_bytes\":{snap_len},\"snapshot_bytes_per_device\":{:.1},\"size_of_device\":{dev_size},\
 \"size_of_session\":{sess_size},\"build_secs\":{build_secs:.2},\"snapshot_secs\":{snap_secs:.2}}}",
@@ -291,14 +295,19 @@ fn main() {
         if shuffle { "scrambled" } else { "ascending" }
     );
     println!(
-        "  each with                       provisioning{}",
+        "  each with                       provisioning{}{}",
         if sessions {
             " + 1 open session (Start + Interim)"
         } else {
             ""
+        },
+        if sessions && !framed_ip {
+            ", no framed IP"
+        } else {
+            ""
         }
     );
-    println!("  size_of::<Device>()             {dev_size} B (inline in the BTreeMap node)");
+    println!("  size_of::<Device>()             {dev_size} B (stored inline in its partition)");
     println!("  size_of::<Session>()            {sess_size} B (+ session id string)");
     println!(
         "  heap after provisioning         {:>8.1} MiB  = {:>6.1} B/device",
@@ -321,7 +330,7 @@ fn main() {
             b as f64 / n_devices as f64
         )
     };
-    line("device map entries (IMSI key + Device inline)", map_payload);
+    line("devices stored inline (Device + IMSI key)", map_payload);
     line(
         &format!(
             "session Vec buffers ({:.1} slots of {} B each)",
@@ -332,7 +341,7 @@ fn main() {
     );
     line("session id strings", session_ids);
     line("ICCID strings", iccids);
-    line("rest: B-tree node slack, timers, interner", other);
+    line("rest: IMSI index, timers, address table, slack", other);
     println!(
         "  process RSS                     {:>8.1} MiB  = {:>6.1} B/device   (allocator overhead included)",
         rss_now as f64 / 1048576.0,
