@@ -116,18 +116,7 @@ start_simguard_flows() {
     "$SG_BIN" serve >"$WORK/simguard.log" 2>&1 &
   SG_PID=$!
   PIDS+=("$SG_PID")
-  local i
-  for i in $(seq 1 100); do
-    if curl -sf "http://$SG_HTTP/readyz" >/dev/null 2>&1; then
-      log "simguard up (pid $SG_PID, ipfix $SG_IPFIX, accounting $SG_ACCT, http $SG_HTTP, data $data)"
-      return 0
-    fi
-    kill -0 "$SG_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$WORK/simguard.log" >&2
-  echo "simguard did not start" >&2
-  exit 1
+  wait_simguard_ready "ipfix $SG_IPFIX, accounting $SG_ACCT, http $SG_HTTP, data $data"
 }
 
 # Flow counters: "decoded applied attributed unattributed datagrams violations dropped engine_seq".

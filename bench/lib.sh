@@ -122,6 +122,23 @@ build_simguard() {
 }
 
 # Starts `simguard serve` with a fresh data dir; sets SG_PID, SG_ACCT, SG_HTTP.
+# Waits until the simguard started as $SG_PID answers /readyz on $SG_HTTP;
+# exits with its log if it dies or takes more than 10 s. $1 describes it.
+wait_simguard_ready() {
+  local i
+  for i in $(seq 1 100); do
+    if curl -sf "http://$SG_HTTP/readyz" >/dev/null 2>&1; then
+      log "simguard up (pid $SG_PID, $1)"
+      return 0
+    fi
+    kill -0 "$SG_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$WORK/simguard.log" >&2
+  echo "simguard did not start" >&2
+  exit 1
+}
+
 start_simguard() {
   local data=$WORK/simguard-data
   rm -rf "$data"; mkdir -p "$data"
@@ -139,18 +156,7 @@ start_simguard() {
     "${SERVER_CPU[@]}" "$SG_BIN" serve >"$WORK/simguard.log" 2>&1 &
   SG_PID=$!
   PIDS+=("$SG_PID")
-  local i
-  for i in $(seq 1 100); do
-    if curl -sf "http://$SG_HTTP/readyz" >/dev/null 2>&1; then
-      log "simguard up (pid $SG_PID, accounting $SG_ACCT, http $SG_HTTP, data $data)"
-      return 0
-    fi
-    kill -0 "$SG_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$WORK/simguard.log" >&2
-  echo "simguard did not start" >&2
-  exit 1
+  wait_simguard_ready "accounting $SG_ACCT, http $SG_HTTP, data $data"
 }
 
 stop_pid() {
