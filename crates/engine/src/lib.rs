@@ -8,6 +8,7 @@
 pub mod device;
 pub mod engine;
 pub mod event;
+pub mod finding;
 pub mod ids;
 pub mod inventory;
 pub mod iptable;
@@ -22,6 +23,9 @@ pub use engine::{
     Engine, EngineError, EngineOptions, EngineStats, FlowOptions, IpTenure, ViolationView,
 };
 pub use event::{AcctRecord, AcctStatus, Event, FlowBatch, FlowRecord, NasReset};
+pub use finding::{
+    Detector, Evidence, Fact, Finding, FindingKind, RecordRef, Severity, Subject,
+};
 pub use ids::{Cell, CellKind, Digits, Plmn, TimeZone};
 pub use inventory::{DeclaredProfile, DeviceRecord, Group, Lifecycle, Tenant};
 pub use policy::{Cidr, FirewallPolicy, PolicyAction, PolicyDirection, PolicyRule, Verdict};
@@ -98,4 +102,6 @@ pub enum Output {
     PolicyChanged {
         group: String,
     },
+    /// Detection found something (see [`finding`]).
+    Finding(Box<Finding>),
 }

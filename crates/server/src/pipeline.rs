@@ -295,6 +295,8 @@ impl SinkState {
             | Output::WentOffline { .. }
             | Output::UnattributedFlow { .. }
             | Output::PolicyViolation { .. } => {}
+            // Stored by the findings sink (detection issue).
+            Output::Finding(_) => {}
         }
     }
 
