@@ -297,7 +297,7 @@ impl Evidence {
 }
 
 /// A finding.
-#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Finding {
     /// Deterministic id: (journal seq << 8) | index within that event.
     pub id: u64,
@@ -311,8 +311,9 @@ pub struct Finding {
     pub time: i64,
     /// When the deviation began, as far as the evidence shows, Unix ms.
     pub onset: i64,
-    /// 0.0 to 1.0.
-    pub confidence: f32,
+    /// Confidence in percent, 0 to 100 (an integer so that findings compare
+    /// exactly across replays; the API shows it as 0.0 to 1.0).
+    pub confidence: u8,
     pub evidence: Evidence,
 }
 
