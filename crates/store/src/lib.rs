@@ -4,20 +4,24 @@
 //! - inventory (tenants, groups, devices), materialised from engine outputs;
 //! - usage rolled up per device and hour;
 //! - engine snapshots (files, indexed here);
-//! - API keys.
+//! - API keys;
+//! - findings of detection, with their evidence (bounded by [`FindingsRetention`]).
 //!
 //! Writes come from one sink thread in batches, each batch one transaction
 //! that also records the journal sequence it covers (`applied_seq`). A replay
 //! after a crash skips what the store already has, so roll-ups are counted
 //! exactly once.
 
+mod findings;
 mod migrations;
 pub mod snapshots;
+
+pub use findings::{FindingCounts, FindingCursor, FindingFilter, FindingsAfter, FindingsRetention};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use simguard_engine::{DeclaredProfile, Digits, Group, Lifecycle, Tenant};
+use simguard_engine::{DeclaredProfile, Digits, Finding, Group, Lifecycle, Tenant};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +74,8 @@ pub struct StoreBatch {
     pub devices: Vec<DeviceRow>,
     pub tenants: Vec<Tenant>,
     pub groups: Vec<Group>,
+    /// Findings, in journal order. Ids already stored are ignored.
+    pub findings: Vec<Finding>,
 }
 
 impl StoreBatch {
@@ -78,6 +84,7 @@ impl StoreBatch {
             && self.devices.is_empty()
             && self.tenants.is_empty()
             && self.groups.is_empty()
+            && self.findings.is_empty()
     }
 
     pub fn add_usage(&mut self, imsi: Digits, hour: i64, up: u64, down: u64) {
@@ -140,9 +147,24 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// What [`Store::apply_batch`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// False when the batch was at or below `applied_seq` (a replay) and skipped whole.
+    pub written: bool,
+    /// Ids of the batch's findings that were not stored before, in batch order.
+    pub new_findings: Vec<u64>,
+    /// Findings deleted by the retention policy in the same transaction.
+    pub pruned_findings: u64,
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    retention: FindingsRetention,
+    /// Rows in `findings`, counted once at open and kept up to date by
+    /// `apply_batch`, so that retention needs no `count(*)` per batch.
+    finding_rows: u64,
 }
 
 impl Store {
@@ -162,7 +184,13 @@ impl Store {
         )
         .map_err(map)?;
         migrations::migrate(&mut conn, &path)?;
-        Ok(Store { conn, path })
+        let finding_rows = findings::count(&conn).map_err(map)?;
+        Ok(Store {
+            conn,
+            path,
+            retention: FindingsRetention::default(),
+            finding_rows,
+        })
     }
 
     /// A read-only connection for query handlers.
@@ -200,12 +228,33 @@ impl Store {
         meta_u64(&self.conn, "applied_seq").map_err(self.err())
     }
 
+    /// Sets how many findings are kept (applied from the next batch on).
+    pub fn set_findings_retention(&mut self, r: FindingsRetention) {
+        self.retention = r;
+    }
+
+    pub fn findings_retention(&self) -> FindingsRetention {
+        self.retention
+    }
+
     /// Writes a batch and its sequence atomically. Batches at or below
     /// `applied_seq` were already written (a replay) and are skipped whole.
     pub fn apply(&mut self, batch: &StoreBatch) -> Result<bool> {
+        self.apply_batch(batch).map(|a| a.written)
+    }
+
+    /// [`Store::apply`], telling which findings were new: only those
+    /// committed here may be announced (after this returns).
+    pub fn apply_batch(&mut self, batch: &StoreBatch) -> Result<Applied> {
         if batch.seq <= self.applied_seq()? {
-            return Ok(false);
+            return Ok(Applied::default());
         }
+        let mut applied = Applied {
+            written: true,
+            ..Applied::default()
+        };
+        let retention = self.retention;
+        let rows_before = self.finding_rows;
         let path = self.path.clone();
         let map = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -265,6 +314,12 @@ impl Store {
                 ])
                 .map_err(map)?;
             }
+            applied.new_findings = findings::insert(&tx, &batch.findings).map_err(map)?;
+            if let Some(newest) = batch.findings.iter().map(|f| f.time).max() {
+                let rows = rows_before + applied.new_findings.len() as u64;
+                applied.pruned_findings =
+                    findings::prune(&tx, retention, newest, rows).map_err(map)?;
+            }
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('applied_seq', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![batch.seq as i64],
@@ -272,7 +327,14 @@ impl Store {
             .map_err(map)?;
         }
         tx.commit().map_err(map)?;
-        Ok(true)
+        self.finding_rows = (rows_before + applied.new_findings.len() as u64)
+            .saturating_sub(applied.pruned_findings);
+        Ok(applied)
+    }
+
+    /// Rows in the findings table.
+    pub fn finding_rows(&self) -> u64 {
+        self.finding_rows
     }
 
     // ---- API keys ----
@@ -415,6 +477,39 @@ impl StoreReader {
 
     pub fn applied_seq(&self) -> Result<u64> {
         meta_u64(&self.conn, "applied_seq").map_err(self.err())
+    }
+
+    // ---- findings ----
+
+    /// Findings newest first (event time, then id), after `cursor`, at most `limit`.
+    pub fn findings(
+        &self,
+        filter: &FindingFilter,
+        cursor: Option<FindingCursor>,
+        limit: usize,
+    ) -> Result<Vec<Finding>> {
+        findings::page(&self.conn, &self.err(), filter, cursor, limit)
+    }
+
+    pub fn finding(&self, id: u64) -> Result<Option<Finding>> {
+        findings::one(&self.conn, &self.err(), id)
+    }
+
+    /// Findings committed after the one with id `after` (ids grow with the
+    /// journal), the newest `limit` of them, oldest first, and how many older
+    /// ones the limit left out.
+    pub fn findings_after(
+        &self,
+        filter: &FindingFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<FindingsAfter> {
+        findings::after(&self.conn, &self.err(), filter, after, limit)
+    }
+
+    /// Counts by kind and severity of the findings the filter matches.
+    pub fn finding_counts(&self, filter: &FindingFilter) -> Result<FindingCounts> {
+        findings::counts(&self.conn, &self.err(), filter)
     }
 }
 

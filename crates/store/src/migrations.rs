@@ -50,6 +50,32 @@ const STEPS: &[&str] = &[
         tenant TEXT,
         created INTEGER NOT NULL
      );",
+    // 2: findings. `id` is the engine's deterministic id ((journal seq << 8) |
+    // index), so a replay that produces the same finding again is ignored
+    // (INSERT OR IGNORE). Times are Unix ms of event time. `imsi` is the
+    // digit string for device findings, NULL otherwise; `tenant` is NULL when
+    // the subject belongs to no tenant (only operator-wide keys see those).
+    // The indexes serve the API's newest-first pages: by time, and by time
+    // within an IMSI, a tenant or a kind.
+    "CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject_type TEXT NOT NULL CHECK (subject_type IN ('device', 'cell', 'network', 'apn')),
+        subject TEXT NOT NULL,
+        imsi TEXT,
+        tenant TEXT,
+        group_id TEXT,
+        severity TEXT NOT NULL CHECK (severity IN ('warning', 'minor', 'major', 'critical')),
+        time INTEGER NOT NULL,
+        onset INTEGER NOT NULL,
+        confidence INTEGER NOT NULL CHECK (confidence BETWEEN 0 AND 100),
+        summary TEXT NOT NULL,
+        evidence TEXT NOT NULL
+     );
+     CREATE INDEX findings_time ON findings(time, id);
+     CREATE INDEX findings_imsi ON findings(imsi, time, id) WHERE imsi IS NOT NULL;
+     CREATE INDEX findings_tenant ON findings(tenant, time, id);
+     CREATE INDEX findings_kind ON findings(kind, time, id);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
