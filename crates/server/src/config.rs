@@ -68,6 +68,12 @@ pub struct FlowsConfig {
     pub netflow_bind: SocketAddr,
     pub socket_receive_buffer: usize,
     pub pending_template_secs: u64,
+    /// Flow records gathered into one journal event before it is committed.
+    pub commit_records: usize,
+    /// ...or the longest a received flow record waits for that, ms.
+    pub commit_interval_ms: u64,
+    /// Most flow records received and not yet applied by the engine.
+    pub max_queued_records: usize,
     #[serde(default)]
     pub exporters: Vec<FlowExporter>,
 }
@@ -188,6 +194,18 @@ impl Config {
                 return Err(format!("radius.clients[{i}]: name is empty"));
             }
         }
+        if self.flows.commit_records == 0 {
+            return Err("flows.commit_records: must be at least 1".into());
+        }
+        if self.flows.commit_interval_ms == 0 {
+            return Err("flows.commit_interval_ms: must be at least 1".into());
+        }
+        if self.flows.max_queued_records < self.flows.commit_records {
+            return Err(format!(
+                "flows.max_queued_records ({}) must be at least flows.commit_records ({})",
+                self.flows.max_queued_records, self.flows.commit_records
+            ));
+        }
         if self.journal.max_batch == 0 {
             return Err("journal.max_batch: must be at least 1".into());
         }
@@ -267,6 +285,43 @@ mod tests {
         assert_eq!(c.flows.netflow_bind.port(), 2055);
         assert_eq!(c.flows.exporters.len(), 1);
         assert!(c.radius.clients[0].require_message_authenticator);
+        assert_eq!(c.flows.commit_records, 8192);
+        assert_eq!(c.flows.commit_interval_ms, 20);
+        assert_eq!(c.flows.max_queued_records, 524_288);
+    }
+
+    #[test]
+    fn flow_commit_cadence_is_validated() {
+        for (text, key) in [
+            ("[flows]\ncommit_records = 0\n", "flows.commit_records"),
+            (
+                "[flows]\ncommit_interval_ms = 0\n",
+                "flows.commit_interval_ms",
+            ),
+            (
+                "[flows]\nmax_queued_records = 100\n",
+                "flows.max_queued_records",
+            ),
+        ] {
+            let e = Config::from_toml(text, "x.toml", std::iter::empty())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let c = Config::from_toml(
+            "[flows]\ncommit_records = 1\ncommit_interval_ms = 1\nmax_queued_records = 1\n",
+            "x.toml",
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.flows.commit_records,
+                c.flows.commit_interval_ms,
+                c.flows.max_queued_records
+            ),
+            (1, 1, 1)
+        );
     }
 
     #[test]

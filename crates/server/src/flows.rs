@@ -2,15 +2,20 @@
 //!
 //! One thread per socket: receive a batch of datagrams, check the exporter
 //! allow-list, decode with the pure `simguard-flow` codec (templates scoped
-//! per exporter and observation domain), scale by sampling, and hand one
-//! `Event::Flows` per exporter and batch to the journal. Attribution to
-//! devices happens in the engine, deterministically, from the journal.
+//! per exporter and observation domain), scale by sampling, and gather the
+//! records of many receive batches into one `Event::Flows` per exporter,
+//! handed to the journal every `commit_records` records or `commit_interval`,
+//! whichever comes first. Flows are never acknowledged, so they need no
+//! per-datagram durability: gathering them turns thousands of small journal
+//! commits (each an fdatasync and a few thread wake-ups) into a hundred or
+//! so a second. Attribution to devices happens in the engine,
+//! deterministically, from the journal.
 //!
 //! Templates outlive restarts: the codec's template state is saved to a file
 //! whenever it changes, so data arriving right after a restart decodes
 //! without waiting for the exporter to resend its templates.
 
-use crate::pipeline::Submission;
+use crate::pipeline::{Permit, RecordBudget, Submission};
 use crate::udp::RecvBatch;
 use ipnet::IpNet;
 use simguard_engine::event::{FlowBatch, FlowRecord};
@@ -19,7 +24,7 @@ use simguard_flow::{Collector, CollectorOptions};
 use std::net::{IpAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,6 +129,60 @@ pub struct FlowCollector {
     /// Where this collector's templates are kept across restarts.
     pub state_file: PathBuf,
     pub pending_template: Duration,
+    /// Hand the gathered records to the journal once there are this many...
+    pub commit_records: usize,
+    /// ...or once the oldest of them has waited this long.
+    pub commit_interval: Duration,
+    /// Room for records between the collectors and the engine, shared by
+    /// every collector (see [`RecordBudget`]).
+    pub budget: Arc<RecordBudget>,
+}
+
+/// Flow records received and not yet handed to the journal, per exporter
+/// name, in arrival order.
+struct Gathered {
+    batches: Vec<(String, Vec<FlowRecord>)>,
+    records: usize,
+    /// Receive time of the oldest record gathered (Unix ms, and monotonic).
+    first_ms: i64,
+    since: Instant,
+}
+
+impl Gathered {
+    fn push(&mut self, exporter: &str, now_ms: i64, flows: &[simguard_flow::FlowRecord]) {
+        if self.records == 0 {
+            self.first_ms = now_ms;
+            self.since = Instant::now();
+        }
+        let slot = match self.batches.iter().position(|(name, _)| name == exporter) {
+            Some(p) => p,
+            None => {
+                // Starts at a typical event's size; grows by doubling to commit_records.
+                let cap = flows.len().max(1024);
+                self.batches
+                    .push((exporter.to_string(), Vec::with_capacity(cap)));
+                self.batches.len() - 1
+            }
+        };
+        self.batches[slot].1.extend(flows.iter().map(to_engine));
+        self.records += flows.len();
+    }
+
+    /// Takes everything gathered as one event per exporter.
+    fn take(&mut self) -> Vec<Event> {
+        self.records = 0;
+        let received = self.first_ms;
+        self.batches
+            .drain(..)
+            .map(|(exporter, flows)| {
+                Event::Flows(FlowBatch {
+                    exporter,
+                    received,
+                    flows,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Scales a codec record by its sampling interval and converts it to the
@@ -146,6 +205,32 @@ pub fn to_engine(r: &simguard_flow::FlowRecord) -> FlowRecord {
 }
 
 impl FlowCollector {
+    /// Hands what is gathered to the journal once it holds room in the
+    /// budget. While the engine is behind this waits, the socket is not
+    /// read, and the kernel drops what does not fit its buffer. Returns
+    /// false when the server is shutting down.
+    fn submit(&self, gathered: &mut Gathered) -> bool {
+        let n = gathered.records;
+        let mut shutting_down: Option<Instant> = None;
+        let permit: Permit = loop {
+            if let Some(p) = self.budget.acquire(n, Duration::from_millis(100)) {
+                break p;
+            }
+            // At shutdown the engine keeps draining until the collectors are
+            // gone; if it stopped instead, give up rather than hang.
+            if self.shutdown.load(Ordering::Relaxed)
+                && shutting_down.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(5)
+            {
+                return false;
+            }
+        };
+        let events = gathered.take();
+        match self.tx.send(Submission::Ingest { events, permit }) {
+            Ok(()) => true,
+            Err(_) => false,
+        }
+    }
+
     pub fn run(self) {
         let mut codec = Collector::new(CollectorOptions {
             pending_max_age_ms: self.pending_template.as_millis() as i64,
@@ -155,11 +240,29 @@ impl FlowCollector {
         let mut saved_version = codec.templates_changed();
         let mut rb = RecvBatch::with_slot(crate::udp::MAX_UDP_PAYLOAD);
         let mut decoded = Vec::with_capacity(4096);
-        // Flows of this receive batch, per exporter name, in arrival order.
-        let mut batches: Vec<(String, Vec<FlowRecord>)> = Vec::new();
+        let mut gathered = Gathered {
+            batches: Vec::new(),
+            records: 0,
+            first_ms: 0,
+            since: Instant::now(),
+        };
+        let commit_records = self.commit_records.max(1);
+        // The socket's read timeout is how late a quiet socket's last records
+        // can be handed on: no later than the commit interval.
+        let timeout = self
+            .sock
+            .read_timeout()
+            .ok()
+            .flatten()
+            .map_or(self.commit_interval, |t| t.min(self.commit_interval))
+            .max(Duration::from_millis(1));
+        if let Err(e) = self.sock.set_read_timeout(Some(timeout)) {
+            tracing::warn!(error = %e, socket = self.name, "cannot shorten the flow socket's read timeout");
+        }
         let mut last_housekeeping = Instant::now();
         let datagrams = metrics::counter!("simguard_flow_datagrams_total", "socket" => self.name);
         let records = metrics::counter!("simguard_flow_records_total", "socket" => self.name);
+        let queued = metrics::gauge!("simguard_flow_queued_records");
         while !self.shutdown.load(Ordering::Relaxed) {
             let n = match rb.recv(&self.sock) {
                 Ok(n) => n,
@@ -185,15 +288,21 @@ impl FlowCollector {
                 decoded.clear();
                 match codec.decode(from.ip(), data, now, &mut decoded) {
                     Ok(sum) => {
-                        self.stats
-                            .templates
-                            .fetch_add(sum.templates as u64, Ordering::Relaxed);
-                        self.stats
-                            .pending_sets
-                            .fetch_add(sum.pending_sets as u64, Ordering::Relaxed);
-                        self.stats
-                            .released_records
-                            .fetch_add(sum.released_records as u64, Ordering::Relaxed);
+                        if sum.templates > 0 {
+                            self.stats
+                                .templates
+                                .fetch_add(sum.templates as u64, Ordering::Relaxed);
+                        }
+                        if sum.pending_sets > 0 {
+                            self.stats
+                                .pending_sets
+                                .fetch_add(sum.pending_sets as u64, Ordering::Relaxed);
+                        }
+                        if sum.released_records > 0 {
+                            self.stats
+                                .released_records
+                                .fetch_add(sum.released_records as u64, Ordering::Relaxed);
+                        }
                     }
                     Err(e) => {
                         self.stats.drop_one(e.reason());
@@ -208,39 +317,21 @@ impl FlowCollector {
                 self.stats
                     .records
                     .fetch_add(decoded.len() as u64, Ordering::Relaxed);
-                let slot = match batches.iter().position(|(name, _)| name == exporter) {
-                    Some(p) => p,
-                    None => {
-                        batches.push((exporter.to_string(), Vec::with_capacity(decoded.len())));
-                        batches.len() - 1
-                    }
-                };
-                batches[slot].1.extend(decoded.iter().map(to_engine));
+                gathered.push(exporter, now, &decoded);
             }
-            if !batches.is_empty() {
-                let events: Vec<Event> = batches
-                    .drain(..)
-                    .map(|(exporter, flows)| {
-                        Event::Flows(FlowBatch {
-                            exporter,
-                            received: now,
-                            flows,
-                        })
-                    })
-                    .collect();
-                // Flows have no acknowledgement: backpressure is the socket buffer.
-                match self.tx.try_send(Submission::Ingest(events)) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(sub)) => {
-                        if self.tx.send(sub).is_err() {
-                            break;
-                        }
-                    }
-                    Err(TrySendError::Disconnected(_)) => break,
+            // Flows have no acknowledgement: backpressure is the socket buffer.
+            if gathered.records > 0
+                && (gathered.records >= commit_records
+                    || gathered.since.elapsed() >= self.commit_interval
+                    || self.shutdown.load(Ordering::Relaxed))
+            {
+                if !self.submit(&mut gathered) {
+                    break;
                 }
+                queued.set(self.budget.queued() as f64);
             }
-            // Counted once the batch is decoded and handed on, so that a
-            // reader who sees these datagrams also sees their records and drops.
+            // Counted once the batch is decoded, so that a reader who sees
+            // these datagrams also sees their records and drops.
             datagrams.increment(n as u64);
             self.stats.datagrams.fetch_add(n as u64, Ordering::Relaxed);
             if last_housekeeping.elapsed() >= Duration::from_secs(1) {
@@ -266,10 +357,243 @@ impl FlowCollector {
                 }
             }
         }
+        // What was decoded before shutdown is still journaled.
+        if gathered.records > 0 && !self.submit(&mut gathered) {
+            tracing::warn!(
+                records = gathered.records,
+                socket = self.name,
+                "flow records decoded at shutdown could not be journaled"
+            );
+        }
         if codec.templates_changed() != saved_version {
             if let Err(e) = save_state(&self.state_file, &codec.export_state()) {
                 tracing::error!(error = %e, "cannot save flow templates at shutdown");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::mpsc::{sync_channel, Receiver};
+
+    /// A NetFlow v5 datagram (the simplest format the codec takes) with
+    /// `n` records; record `i` has source port `first_port + i`.
+    fn v5(first_port: u16, n: u16) -> Vec<u8> {
+        let now = crate::acct::now_ms();
+        let mut d = Vec::new();
+        d.extend_from_slice(&5u16.to_be_bytes());
+        d.extend_from_slice(&n.to_be_bytes());
+        d.extend_from_slice(&100_000u32.to_be_bytes()); // sysUptime ms
+        d.extend_from_slice(&((now / 1000) as u32).to_be_bytes());
+        d.extend_from_slice(&0u32.to_be_bytes());
+        d.extend_from_slice(&u32::from(first_port).to_be_bytes()); // flow sequence
+        d.extend_from_slice(&[0, 0, 0, 0]); // engine type, id, sampling
+        for i in 0..n {
+            d.extend_from_slice(&Ipv4Addr::new(10, 45, 0, 1).octets());
+            d.extend_from_slice(&Ipv4Addr::new(192, 0, 2, 1).octets());
+            d.extend_from_slice(&[0; 4]); // next hop
+            d.extend_from_slice(&[0; 4]); // interfaces
+            d.extend_from_slice(&1u32.to_be_bytes()); // packets
+            d.extend_from_slice(&100u32.to_be_bytes()); // octets
+            d.extend_from_slice(&99_000u32.to_be_bytes()); // first
+            d.extend_from_slice(&99_500u32.to_be_bytes()); // last
+            d.extend_from_slice(&(first_port + i).to_be_bytes());
+            d.extend_from_slice(&443u16.to_be_bytes());
+            d.extend_from_slice(&[0, 0, 17, 0]); // pad, flags, proto, tos
+            d.extend_from_slice(&[0; 8]); // AS numbers, masks, pad
+        }
+        d
+    }
+
+    struct Rig {
+        to: SocketAddr,
+        from: UdpSocket,
+        rx: Receiver<Submission>,
+        stats: Arc<FlowStats>,
+        budget: Arc<RecordBudget>,
+        shutdown: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Rig {
+        /// A collector on an ephemeral port. `queued` datagrams are in its
+        /// socket before it starts, so that its first receive takes them all.
+        fn new(commit_records: usize, interval_ms: u64, budget: usize, queued: &[Vec<u8>]) -> Rig {
+            let sock = crate::udp::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                1 << 20,
+                Duration::from_millis(100),
+            )
+            .unwrap();
+            let to = sock.local_addr().unwrap();
+            let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+            for d in queued {
+                from.send_to(d, to).unwrap();
+            }
+            let (tx, rx) = sync_channel(16);
+            let dir = tempfile::tempdir().unwrap();
+            let stats = Arc::new(FlowStats::default());
+            let budget = RecordBudget::new(budget);
+            let shutdown = Arc::new(AtomicBool::new(false));
+            let exporters = Exporters::new(&[crate::config::FlowExporter {
+                name: Some("test".into()),
+                address: "127.0.0.1/32".parse().unwrap(),
+            }]);
+            let c = FlowCollector {
+                name: "test",
+                sock: Arc::new(sock),
+                exporters: Arc::new(exporters),
+                tx,
+                stats: stats.clone(),
+                shutdown: shutdown.clone(),
+                state_file: dir.path().join("templates.bin"),
+                pending_template: Duration::from_secs(30),
+                commit_records,
+                commit_interval: Duration::from_millis(interval_ms),
+                budget: budget.clone(),
+            };
+            let thread = Some(std::thread::spawn(move || c.run()));
+            Rig {
+                to,
+                from,
+                rx,
+                stats,
+                budget,
+                shutdown,
+                thread,
+                _dir: dir,
+            }
+        }
+
+        fn send(&self, d: &[u8]) {
+            self.from.send_to(d, self.to).unwrap();
+        }
+
+        /// The next submission's events and permit.
+        fn next(&self, within: Duration) -> Option<(Vec<Event>, Permit)> {
+            match self.rx.recv_timeout(within) {
+                Ok(Submission::Ingest { events, permit }) => Some((events, permit)),
+                Ok(_) => panic!("a collector submits only Ingest"),
+                Err(_) => None,
+            }
+        }
+
+        fn stop(mut self) -> Vec<(Vec<Event>, Permit)> {
+            self.shutdown.store(true, Ordering::Relaxed);
+            let mut rest = Vec::new();
+            while let Some(s) = self.next(Duration::from_secs(5)) {
+                rest.push(s);
+            }
+            if let Some(t) = self.thread.take() {
+                t.join().unwrap();
+            }
+            rest
+        }
+    }
+
+    /// Source ports of the flows of one submission, per event.
+    fn ports(events: &[Event]) -> Vec<(String, Vec<u16>)> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Flows(b) => (
+                    b.exporter.clone(),
+                    b.flows.iter().map(|f| f.src_port).collect(),
+                ),
+                other => panic!("not a flow batch: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_of_many_datagrams_are_gathered_into_one_event_until_commit_records() {
+        // Two datagrams (8 records) wait in the socket; 10 are needed.
+        let rig = Rig::new(10, 60_000, 1000, &[v5(1000, 4), v5(2000, 4)]);
+        assert!(
+            rig.next(Duration::from_millis(300)).is_none(),
+            "8 records are below commit_records and the interval is a minute"
+        );
+        assert_eq!(rig.stats.records.load(Ordering::Relaxed), 8);
+        rig.send(&v5(3000, 4));
+        let (events, permit) = rig.next(Duration::from_secs(5)).expect("a submission");
+        assert_eq!(
+            ports(&events),
+            vec![(
+                "test".to_string(),
+                vec![1000, 1001, 1002, 1003, 2000, 2001, 2002, 2003, 3000, 3001, 3002, 3003]
+            )],
+            "one event, every record in arrival order"
+        );
+        assert_eq!(permit.records(), 12);
+        assert_eq!(rig.budget.queued(), 12);
+        drop(permit);
+        assert_eq!(rig.budget.queued(), 0);
+        assert!(rig.stop().is_empty());
+    }
+
+    #[test]
+    fn a_quiet_socket_hands_its_records_on_after_the_interval() {
+        let rig = Rig::new(1_000_000, 50, 1_000_000, &[]);
+        let t = Instant::now();
+        rig.send(&v5(1000, 3));
+        let (events, _permit) = rig.next(Duration::from_secs(5)).expect("handed on");
+        assert!(
+            t.elapsed() >= Duration::from_millis(50),
+            "handed on after {:?}, before the interval",
+            t.elapsed()
+        );
+        assert_eq!(
+            ports(&events),
+            vec![("test".to_string(), vec![1000, 1001, 1002])]
+        );
+        drop(events);
+        assert!(rig.stop().is_empty());
+    }
+
+    #[test]
+    fn a_full_budget_stops_the_collector_until_the_engine_gives_room_back() {
+        let rig = Rig::new(4, 60_000, 8, &[]);
+        rig.send(&v5(1000, 4));
+        let first = rig.next(Duration::from_secs(5)).expect("first");
+        rig.send(&v5(2000, 4));
+        let second = rig.next(Duration::from_secs(5)).expect("second");
+        assert_eq!(rig.budget.queued(), 8);
+        rig.send(&v5(3000, 4));
+        assert!(
+            rig.next(Duration::from_millis(300)).is_none(),
+            "no room for a third batch while 8 of 8 records are unapplied"
+        );
+        // The engine applied the first batch.
+        drop(first);
+        let (third, _p) = rig
+            .next(Duration::from_secs(5))
+            .expect("third, once room was given back");
+        assert_eq!(
+            ports(&third),
+            vec![("test".to_string(), vec![3000, 3001, 3002, 3003])]
+        );
+        drop(second);
+        assert!(rig.stop().is_empty());
+    }
+
+    #[test]
+    fn records_gathered_at_shutdown_are_still_handed_on() {
+        let rig = Rig::new(1_000_000, 60_000, 1_000_000, &[]);
+        rig.send(&v5(1000, 2));
+        let t = Instant::now();
+        while rig.stats.records.load(Ordering::Relaxed) < 2 {
+            assert!(t.elapsed() < Duration::from_secs(5), "not decoded");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let rest = rig.stop();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(
+            ports(&rest[0].0),
+            vec![("test".to_string(), vec![1000, 1001])]
+        );
     }
 }

@@ -299,9 +299,9 @@ impl Server {
         let (sub_tx, sub_rx) = sync_channel::<Submission>(1024);
         let (reply_tx, reply_rx) = std::sync::mpsc::channel();
         // Large enough to ride out a snapshot encode on the engine thread
-        // (~1.5 s at a million devices) without stalling answers: commits
-        // average tens of records, so this bounds memory to a few hundred
-        // thousand events.
+        // (~1.5 s at a million devices) without stalling answers. Accounting
+        // commits average tens of records; flow records are bounded
+        // separately, in records (flows.max_queued_records).
         let (eng_tx, eng_rx) = sync_channel(16_384);
         let (sink_tx, sink_rx) = sync_channel(256);
         let (snap_tx, snap_rx) = sync_channel(1);
@@ -375,6 +375,8 @@ impl Server {
             tracing::warn!("flows.exporters is empty: every flow export will be dropped");
         }
         let exporters = Arc::new(flows::Exporters::new(&cfg.flows.exporters));
+        // Flow records between the collectors and the engine, shared by both sockets.
+        let flow_budget = pipeline::RecordBudget::new(cfg.flows.max_queued_records);
         for (name, thread, sock, file) in [
             ("ipfix", "sg-ipfix", ipfix_sock, "flow-templates-ipfix.bin"),
             (
@@ -393,6 +395,9 @@ impl Server {
                 shutdown: shutdown.clone(),
                 state_file: cfg.data_dir.join(file),
                 pending_template: Duration::from_secs(cfg.flows.pending_template_secs),
+                commit_records: cfg.flows.commit_records,
+                commit_interval: Duration::from_millis(cfg.flows.commit_interval_ms),
+                budget: flow_budget.clone(),
             };
             threads.push(spawn(thread, move || c.run())?);
         }

@@ -8,10 +8,12 @@
 //!
 //! Every queue is bounded: when the journal falls behind, receivers block
 //! and the kernel socket buffer absorbs the burst (backpressure instead of
-//! unbounded memory). Nothing is answered or applied before it is durable.
+//! unbounded memory). Flow records are bounded in records, not batches (see
+//! [`RecordBudget`]): one flow submission can hold thousands of them.
+//! Nothing is answered or applied before it is durable.
 
 use crate::metrics::Metrics;
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock, RwLockWriteGuard};
 use simguard_engine::{Digits, Engine, Event, Output};
 use simguard_journal::{Journal, JournalOptions};
 use simguard_store::snapshots::{self, SnapshotInfo};
@@ -48,8 +50,12 @@ pub enum Submission {
         events: Vec<Event>,
         done: tokio::sync::oneshot::Sender<Result<u64, String>>,
     },
-    /// Events that need no answer (flow batches).
-    Ingest(Vec<Event>),
+    /// Events that need no answer (flow batches). `permit` holds their
+    /// records' room in the flow budget until the engine has applied them.
+    Ingest {
+        events: Vec<Event>,
+        permit: Permit,
+    },
     Tick(i64),
 }
 
@@ -57,8 +63,118 @@ impl Submission {
     fn len(&self) -> usize {
         match self {
             Submission::Radius { events, .. } | Submission::Api { events, .. } => events.len(),
-            Submission::Ingest(events) => events.len(),
+            Submission::Ingest { events, .. } => events.len(),
             Submission::Tick(_) => 1,
+        }
+    }
+}
+
+/// How much work an event is for the engine, in records: a flow batch
+/// counts its flows, anything else one.
+pub fn weight(ev: &Event) -> usize {
+    match ev {
+        Event::Flows(b) => b.flows.len().max(1),
+        _ => 1,
+    }
+}
+
+/// Room for flow records between the collectors and the engine: records
+/// handed to the journal and not yet applied. A collector takes a [`Permit`]
+/// before it submits and the engine thread drops it after applying, so when
+/// the engine falls behind the collectors stop reading their sockets and the
+/// kernel drops datagrams (counted in the socket's `drops`) instead of a
+/// queue of batches growing without bound in memory and lag.
+#[derive(Debug)]
+pub struct RecordBudget {
+    capacity: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl RecordBudget {
+    pub fn new(capacity: usize) -> Arc<RecordBudget> {
+        Arc::new(RecordBudget {
+            capacity: capacity.max(1),
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Waits at most `timeout` for room for `n` records. A request larger
+    /// than the whole budget is granted once nothing else is queued, so that
+    /// it cannot wait forever.
+    pub fn acquire(self: &Arc<Self>, n: usize, timeout: Duration) -> Option<Permit> {
+        let deadline = Instant::now() + timeout;
+        let mut used = self.used.lock();
+        while *used > 0 && *used + n > self.capacity {
+            if self.freed.wait_until(&mut used, deadline).timed_out() {
+                return None;
+            }
+        }
+        *used += n;
+        Some(Permit {
+            budget: Some(Arc::clone(self)),
+            records: n,
+        })
+    }
+
+    /// Records currently holding room.
+    pub fn queued(&self) -> usize {
+        *self.used.lock()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// Room for some records in a [`RecordBudget`], given back when dropped.
+#[derive(Debug, Default)]
+pub struct Permit {
+    budget: Option<Arc<RecordBudget>>,
+    records: usize,
+}
+
+impl Permit {
+    /// A permit that holds no room (for events outside any budget).
+    pub fn none() -> Permit {
+        Permit::default()
+    }
+
+    pub fn records(&self) -> usize {
+        self.records
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(b) = self.budget.take() {
+            let mut used = b.used.lock();
+            *used = used.saturating_sub(self.records);
+            drop(used);
+            b.freed.notify_all();
+        }
+    }
+}
+
+/// Committed events on their way to the engine thread.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Durable events, in sequence order.
+    pub events: Vec<(u64, Event)>,
+    /// Sum of the events' [`weight`]s.
+    pub records: usize,
+    /// The flow budget's room for these events, given back once applied.
+    permits: Vec<Permit>,
+}
+
+impl Committed {
+    pub fn new(events: Vec<(u64, Event)>) -> Committed {
+        let records = events.iter().map(|(_, e)| weight(e)).sum();
+        Committed {
+            events,
+            records,
+            permits: Vec::new(),
         }
     }
 }
@@ -142,7 +258,7 @@ pub fn journal_loop(
     journal: Journal,
     rx: Receiver<Submission>,
     replies_tx: Sender<Vec<Reply>>,
-    engine_tx: SyncSender<Vec<(u64, Event)>>,
+    engine_tx: SyncSender<Committed>,
     setup: JournalSetup,
     metrics: Metrics,
     health: Arc<Health>,
@@ -168,11 +284,15 @@ pub fn journal_loop(
         let mut appended: Vec<(u64, Event)> = Vec::with_capacity(n);
         let mut replies: Vec<(u64, Reply)> = Vec::new();
         let mut api_done = Vec::new();
+        let mut permits = Vec::new();
         for s in subs {
             let (events, reply_list, done) = match s {
                 Submission::Radius { events, replies } => (events, Some(replies), None),
                 Submission::Api { events, done } => (events, None, Some(done)),
-                Submission::Ingest(events) => (events, None, None),
+                Submission::Ingest { events, permit } => {
+                    permits.push(permit);
+                    (events, None, None)
+                }
                 Submission::Tick(time) => (vec![Event::Tick { time }], None, None),
             };
             let mut failed = None;
@@ -217,9 +337,14 @@ pub fn journal_loop(
             tracing::error!("responder gone; accounting answers stop");
         }
         appended.retain(|(s, _)| *s <= durable);
-        if !appended.is_empty() && engine_tx.send(appended).is_err() {
-            tracing::error!("engine thread gone");
-            break;
+        if !appended.is_empty() {
+            let mut batch = Committed::new(appended);
+            // Flows that did not become durable are dropped here, and so is their room.
+            batch.permits = permits;
+            if engine_tx.send(batch).is_err() {
+                tracing::error!("engine thread gone");
+                break;
+            }
         }
         for (done, seq) in api_done {
             let r = if seq <= durable {
@@ -267,6 +392,21 @@ impl SinkState {
             groups: BTreeSet::new(),
             items: 0,
         }
+    }
+
+    /// Whether [`absorb`](SinkState::absorb) does anything with `o`. The
+    /// engine thread drops the rest before they reach the sink: per-flow
+    /// outputs (unattributed flows, policy violations) are one per record
+    /// at up to millions a second, and the store keeps none of them.
+    pub fn wants(o: &Output) -> bool {
+        !matches!(
+            o,
+            Output::Unprovisioned { .. }
+                | Output::CameOnline { .. }
+                | Output::WentOffline { .. }
+                | Output::UnattributedFlow { .. }
+                | Output::PolicyViolation { .. }
+        )
     }
 
     pub fn absorb(&mut self, seq: u64, o: &Output) {
@@ -364,12 +504,20 @@ pub struct SnapshotPolicy {
     pub dir: PathBuf,
 }
 
+/// Most records merged into one engine round (one message to the sink, one
+/// publication of the applied sequence).
+const ROUND_RECORDS: usize = 65_536;
+
+/// Most records applied while holding the engine's write lock: API readers
+/// wait at most this long (a few ms of flows), however large the backlog.
+const LOCK_RECORDS: usize = 8_192;
+
 /// The engine thread: applies committed events in order, publishes the
 /// applied sequence, and periodically snapshots.
 #[allow(clippy::too_many_arguments)]
 pub fn engine_loop(
     engine: Arc<RwLock<Engine>>,
-    rx: Receiver<Vec<(u64, Event)>>,
+    rx: Receiver<Committed>,
     sink_tx: SyncSender<SinkMsg>,
     snap_tx: SyncSender<(u64, Vec<u8>, u64)>,
     applied: tokio::sync::watch::Sender<u64>,
@@ -378,22 +526,38 @@ pub fn engine_loop(
 ) {
     let mut out = Vec::new();
     let mut last_snapshot = Instant::now();
-    while let Ok(mut batch) = rx.recv() {
-        while let Ok(more) = rx.try_recv() {
-            batch.extend(more);
-            if batch.len() > 16_384 {
-                break;
+    let mut round: Vec<Committed> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut records = first.records;
+        round.push(first);
+        while records < ROUND_RECORDS {
+            match rx.try_recv() {
+                Ok(more) => {
+                    records += more.records;
+                    round.push(more);
+                }
+                Err(_) => break,
             }
         }
         let mut items = Vec::new();
-        let hi = batch.last().map_or(0, |(s, _)| *s);
+        let mut hi = 0;
         {
             let mut e = engine.write();
-            for (seq, ev) in &batch {
+            let mut held = 0;
+            for (seq, ev) in round.iter().flat_map(|c| &c.events) {
+                if held >= LOCK_RECORDS {
+                    // Let waiting readers (the API) in between chunks.
+                    RwLockWriteGuard::bump(&mut e);
+                    held = 0;
+                }
                 e.apply(*seq, ev, &mut out);
-                items.extend(out.drain(..).map(|o| (*seq, o)));
+                held += weight(ev);
+                hi = *seq;
+                items.extend(out.drain(..).filter(SinkState::wants).map(|o| (*seq, o)));
             }
         }
+        // Applied: give the flows' room back to the collectors.
+        round.clear();
         metrics.engine_seq.set(hi as f64);
         applied.send_replace(hi);
         if sink_tx.send(SinkMsg::Outputs { hi, items }).is_err() {
@@ -527,5 +691,200 @@ fn prune_snapshots(store: &mut Store, dir: &std::path::Path, keep: usize) {
         if snapshots::remove(dir, &old.file).is_ok() {
             let _ = store.forget_snapshot(old.seq);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simguard_engine::{EngineOptions, FlowBatch, FlowRecord, Tenant};
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::mpsc::sync_channel;
+
+    fn flows(n: usize) -> Event {
+        let f = FlowRecord {
+            start: 1_000,
+            end: 2_000,
+            src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+            src_port: 1,
+            dst_port: 2,
+            proto: 17,
+            tcp_flags: 0,
+            bytes: 10,
+            packets: 1,
+            sampling: 1,
+        };
+        Event::Flows(FlowBatch {
+            exporter: "x".into(),
+            received: 3_000,
+            flows: vec![f; n],
+        })
+    }
+
+    #[test]
+    fn the_budget_waits_for_room_and_grants_an_oversized_request_when_empty() {
+        let b = RecordBudget::new(10);
+        let a = b.acquire(6, Duration::ZERO).expect("room");
+        let c = b.acquire(4, Duration::ZERO).expect("room");
+        assert_eq!(b.queued(), 10);
+        assert!(b.acquire(1, Duration::from_millis(20)).is_none(), "full");
+        drop(a);
+        assert_eq!(b.queued(), 4);
+        assert!(
+            b.acquire(7, Duration::from_millis(20)).is_none(),
+            "4 + 7 > 10"
+        );
+        // A waiter is woken when room is given back.
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || b.acquire(8, Duration::from_secs(10)).map(|p| p.records()))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        drop(c);
+        assert_eq!(waiter.join().unwrap(), Some(8));
+        assert_eq!(
+            b.queued(),
+            0,
+            "the waiter's permit was dropped with its thread"
+        );
+        let big = b
+            .acquire(25, Duration::ZERO)
+            .expect("alone, a request may exceed the budget");
+        assert!(b.acquire(1, Duration::from_millis(20)).is_none());
+        drop(big);
+        assert_eq!(b.queued(), 0);
+    }
+
+    #[test]
+    fn weights_count_flow_records() {
+        assert_eq!(weight(&flows(27)), 27);
+        assert_eq!(weight(&flows(0)), 1);
+        assert_eq!(weight(&Event::Tick { time: 1 }), 1);
+        let c = Committed::new(vec![(1, flows(5)), (2, Event::Tick { time: 1 })]);
+        assert_eq!(c.records, 6);
+    }
+
+    #[test]
+    fn the_journal_hands_flows_and_their_room_to_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = JournalOptions::default();
+        let (journal, _) = Journal::open(dir.path(), options.clone()).unwrap();
+        let (tx, rx) = sync_channel(4);
+        let (reply_tx, _reply_rx) = std::sync::mpsc::channel();
+        let (eng_tx, eng_rx) = sync_channel(4);
+        let setup = JournalSetup {
+            dir: dir.path().to_path_buf(),
+            options,
+            max_batch: 4096,
+        };
+        let t = std::thread::spawn(move || {
+            journal_loop(
+                journal,
+                rx,
+                reply_tx,
+                eng_tx,
+                setup,
+                Metrics::new(),
+                Arc::new(Health::default()),
+            )
+        });
+        let budget = RecordBudget::new(100);
+        let permit = budget.acquire(30, Duration::ZERO).unwrap();
+        let events = vec![flows(20), flows(10)];
+        tx.send(Submission::Ingest {
+            events: events.clone(),
+            permit,
+        })
+        .unwrap();
+        let c: Committed = eng_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            c.events,
+            vec![(1, events[0].clone()), (2, events[1].clone())]
+        );
+        assert_eq!(c.records, 30);
+        assert_eq!(budget.queued(), 30, "held until the engine is done");
+        drop(c);
+        assert_eq!(budget.queued(), 0);
+        drop(tx);
+        t.join().unwrap();
+        // What went to the engine is exactly what was journaled.
+        let mut journaled = Vec::new();
+        Journal::replay(
+            dir.path(),
+            1,
+            |seq, p| -> Result<(), simguard_journal::JournalError> {
+                journaled.push((seq, Event::decode(p).unwrap()));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            journaled,
+            vec![(1, events[0].clone()), (2, events[1].clone())]
+        );
+    }
+
+    #[test]
+    fn per_flow_outputs_never_reach_the_sink() {
+        let engine = Arc::new(RwLock::new(Engine::new(EngineOptions::default())));
+        let (tx, rx) = sync_channel(4);
+        let (sink_tx, sink_rx) = sync_channel(4);
+        let (snap_tx, _snap_rx) = sync_channel(1);
+        let (applied_tx, applied_rx) = tokio::sync::watch::channel(0);
+        let policy = SnapshotPolicy {
+            interval: Duration::from_secs(3600),
+            dir: PathBuf::new(),
+        };
+        let t = {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                engine_loop(
+                    engine,
+                    rx,
+                    sink_tx,
+                    snap_tx,
+                    applied_tx,
+                    policy,
+                    Metrics::new(),
+                )
+            })
+        };
+        let budget = RecordBudget::new(100);
+        let mut c = Committed::new(vec![
+            (1, flows(3)),
+            (
+                2,
+                Event::UpsertTenant(Tenant {
+                    id: "t".into(),
+                    name: "T".into(),
+                }),
+            ),
+        ]);
+        c.permits.push(budget.acquire(3, Duration::ZERO).unwrap());
+        tx.send(c).unwrap();
+        let Ok(SinkMsg::Outputs { hi, items }) = sink_rx.recv_timeout(Duration::from_secs(5))
+        else {
+            panic!("no outputs");
+        };
+        assert_eq!(hi, 2);
+        assert_eq!(
+            items,
+            vec![(2, Output::TenantChanged { id: "t".into() })],
+            "the three unattributed flows are dropped before the sink"
+        );
+        assert_eq!(engine.read().stats().flows_unattributed, 3, "but applied");
+        assert_eq!(*applied_rx.borrow(), 2);
+        assert_eq!(budget.queued(), 0, "room given back once applied");
+        drop(tx);
+        t.join().unwrap();
+        assert!(SinkState::wants(&Output::TenantChanged { id: "t".into() }));
+        assert!(!SinkState::wants(&Output::UnattributedFlow {
+            time: 1,
+            flow: match flows(1) {
+                Event::Flows(b) => b.flows[0],
+                _ => unreachable!(),
+            },
+        }));
     }
 }
