@@ -139,6 +139,9 @@ pub struct Device {
     /// flow, so a device without flows pays only this pointer. Bounded: see
     /// [`TrafficProfile`] (at most `TrafficProfile::MAX_HEAP_BYTES`).
     pub traffic: Option<Box<TrafficProfile>>,
+    /// What detection has learned of the device: created by its first
+    /// record (see [`crate::detect::DeviceDetect`] for its size).
+    pub detect: Option<Box<crate::detect::DeviceDetect>>,
 }
 
 impl Device {
@@ -162,6 +165,7 @@ impl Device {
             offline_reason: OfflineReason::NeverSeen,
             usage: Usage::default(),
             traffic: None,
+            detect: None,
         }
     }
 

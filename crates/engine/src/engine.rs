@@ -4,6 +4,7 @@
 //! same order always give the same state and the same outputs, which is what
 //! makes snapshot + replay recovery, backtests and later scale-out possible.
 
+use crate::detect::{AcctCtx, DetectOptions, Detection, Names, Sink};
 use crate::device::{session_key, Device, LivenessOptions, Provisioning, RecordSyms, Sym};
 use crate::event::{AcctRecord, Event, FlowRecord};
 use crate::ids::Digits;
@@ -37,6 +38,7 @@ const FLOW_ROUND: usize = 64;
 pub struct EngineOptions {
     pub liveness: LivenessOptions,
     pub flows: FlowOptions,
+    pub detect: DetectOptions,
 }
 
 /// How flows are attributed to devices.
@@ -314,10 +316,15 @@ pub struct Engine {
     unattributed: Ring<FlowRecord, UNATTRIBUTED_LOG>,
     /// Event time of the next housekeeping pass (address table cleanup).
     next_housekeeping: i64,
+    /// Detection state that is not per device (groups, cells, timers).
+    detect: Detection,
+    /// Findings raised so far by the event being applied (their id index).
+    #[serde(skip)]
+    finding_index: usize,
 }
 
-/// Version 2: flows (address table, traffic profiles, policies).
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS2";
+/// Version 3: detection state. (2: flows; address table, traffic profiles, policies.)
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS3";
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
@@ -334,6 +341,8 @@ impl Engine {
             policies: BTreeMap::new(),
             unattributed: Ring::default(),
             next_housekeeping: i64::MIN,
+            detect: Detection::default(),
+            finding_index: 0,
         }
     }
 
@@ -369,6 +378,7 @@ impl Engine {
             return;
         }
         self.seq = seq;
+        self.finding_index = 0;
         self.stats.events += 1;
         if let Some(t) = event.time() {
             self.clock = self.clock.max(t);
@@ -381,6 +391,7 @@ impl Engine {
                 let opts = self.options.liveness;
                 let p = Self::partition_of(r.imsi);
                 let part = &mut self.parts[p];
+                let unprovisioned_before = self.stats.unprovisioned_seen;
                 let slot = part.slot_or_insert(r.imsi, || {
                     self.stats.unprovisioned_seen += 1;
                     out.push(Output::Unprovisioned {
@@ -391,6 +402,15 @@ impl Engine {
                 });
                 let me = device_ref(p, slot);
                 let dev = &mut part.slab[slot];
+                if self.stats.unprovisioned_seen != unprovisioned_before {
+                    let mut sink = Sink {
+                        seq,
+                        index: &mut self.finding_index,
+                        out,
+                    };
+                    self.detect.on_unprovisioned(&mut sink, r, seq);
+                }
+                let up_before = dev.usage.total_up;
                 let key = session_key(&r.nas, &r.session_id);
                 let was_closed = dev.is_closed_session(key);
                 let before = dev
@@ -413,6 +433,32 @@ impl Engine {
                 }
                 if !was_closed {
                     track_address(&mut self.ips, me, r, before, after);
+                    let up = dev.usage.total_up.saturating_sub(up_before);
+                    let prov = dev
+                        .provisioning
+                        .as_ref()
+                        .map(|p| (p.tenant, p.group, p.bound_imei));
+                    let syms = &self.syms;
+                    let group = prov
+                        .and_then(|(_, g, _)| self.groups.get(syms.resolve(g)).map(|grp| (g, grp)));
+                    let cx = AcctCtx {
+                        record: r,
+                        up,
+                        group,
+                        bound_imei: prov.and_then(|(_, _, b)| b),
+                        names: Names {
+                            tenant: prov.map(|(t, _, _)| syms.resolve(t)),
+                            group: prov.map(|(_, g, _)| syms.resolve(g)),
+                        },
+                        apn,
+                    };
+                    let mut sink = Sink {
+                        seq,
+                        index: &mut self.finding_index,
+                        out,
+                    };
+                    self.detect
+                        .on_accounting(&self.options.detect, &mut sink, dev, &cx);
                 }
             }
             Event::NasReset(n) => {
@@ -439,6 +485,8 @@ impl Engine {
             }
             Event::UpsertGroup(g) => {
                 self.ensure_tenant(&g.tenant, out);
+                let sym = self.syms.intern(&g.id);
+                self.detect.set_disabled(sym, &g.disabled_detectors);
                 self.groups.insert(g.id.clone(), g.clone());
                 out.push(Output::GroupChanged { id: g.id.clone() });
             }
@@ -574,8 +622,34 @@ impl Engine {
         let dev = &mut self.parts[p].slab[slot];
         let profile = dev.traffic.get_or_insert_with(Default::default);
         profile.observe(f, direction, time);
+        let prov = dev.provisioning.as_ref().map(|p| (p.tenant, p.group));
+        let st = dev.detect.get_or_insert_with(Default::default);
+        let syms = &self.syms;
+        let names = || {
+            (
+                prov.map(|(t, _)| syms.resolve(t).to_string()),
+                prov.map(|(_, g)| syms.resolve(g).to_string()),
+            )
+        };
+        let mut sink = Sink {
+            seq: self.seq,
+            index: &mut self.finding_index,
+            out,
+        };
+        self.detect.on_flow(
+            &self.options.detect,
+            &mut sink,
+            dev.imsi,
+            st,
+            profile,
+            prov.map(|(_, g)| g),
+            names,
+            f,
+            direction,
+            time,
+        );
 
-        let Some(group) = dev.provisioning.as_ref().map(|p| p.group) else {
+        let Some((tenant, group)) = prov else {
             return; // unprovisioned: no group, no policy
         };
         let Some(gp) = self.policies.get(&group) else {
@@ -600,6 +674,29 @@ impl Engine {
                 rule: verdict.rule,
                 group: Arc::clone(&gp.group),
             });
+            let mut sink = Sink {
+                seq: self.seq,
+                index: &mut self.finding_index,
+                out,
+            };
+            let names = Names {
+                tenant: Some(self.syms.resolve(tenant)),
+                group: Some(&gp.group),
+            };
+            if let Some(st) = dev.detect.as_deref_mut() {
+                self.detect.on_violation(
+                    &self.options.detect,
+                    &mut sink,
+                    dev.imsi,
+                    st,
+                    group,
+                    names,
+                    f,
+                    direction,
+                    verdict.rule,
+                    time,
+                );
+            }
         }
     }
 
@@ -629,6 +726,7 @@ impl Engine {
                     tenant: d.tenant.clone(),
                     name: d.group.clone(),
                     profile: Default::default(),
+                    disabled_detectors: Vec::new(),
                 },
             );
         }
@@ -674,6 +772,33 @@ impl Engine {
                     part.armed.remove(&imsi);
                     dev.expire(now, out);
                 }
+            }
+        }
+        if self.detect.silence.first().is_some_and(|&(t, _)| t <= now) {
+            for (_, imsi) in self.detect.due_silence(now) {
+                let part = &mut self.parts[Self::partition_of(imsi)];
+                let Some(&slot) = part.index.get(&imsi) else {
+                    continue;
+                };
+                let dev = &mut part.slab[slot as usize];
+                let prov = dev.provisioning.as_ref().map(|p| (p.tenant, p.group));
+                let names = Names {
+                    tenant: prov.map(|(t, _)| self.syms.resolve(t)),
+                    group: prov.map(|(_, g)| self.syms.resolve(g)),
+                };
+                let mut sink = Sink {
+                    seq: self.seq,
+                    index: &mut self.finding_index,
+                    out,
+                };
+                self.detect.on_silence(
+                    &self.options.detect,
+                    &mut sink,
+                    dev,
+                    prov.map(|(_, g)| g),
+                    names,
+                    now,
+                );
             }
         }
     }

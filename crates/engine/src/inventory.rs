@@ -71,7 +71,9 @@ pub struct Tenant {
 /// device to it; absent fields mean "not declared".
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct DeclaredProfile {
-    /// Expected upper bound of bytes (up + down) per day.
+    /// Expected upper bound of bytes a device sends (uplink) per day.
+    /// Downloads are not counted: they come from the fleet's own servers
+    /// (firmware, configuration) and are not the device's behaviour.
     pub max_bytes_per_day: Option<u64>,
     /// Expected time between reports (sessions or interim updates), seconds.
     pub report_interval_secs: Option<u32>,
@@ -96,6 +98,9 @@ pub struct Group {
     pub tenant: String,
     pub name: String,
     pub profile: DeclaredProfile,
+    /// Detectors switched off for this group (all are on by default).
+    #[serde(default)]
+    pub disabled_detectors: Vec<crate::finding::Detector>,
 }
 
 /// A provisioned SIM and the device it is meant to be in.

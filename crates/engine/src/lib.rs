@@ -5,10 +5,12 @@
 //! same journal always yields the same state, which is what recovery
 //! (snapshot + replay), backtests and tests rely on.
 
+pub mod detect;
 pub mod device;
 pub mod engine;
 pub mod event;
 pub mod finding;
+pub mod geo;
 pub mod ids;
 pub mod inventory;
 pub mod iptable;
@@ -23,9 +25,7 @@ pub use engine::{
     Engine, EngineError, EngineOptions, EngineStats, FlowOptions, IpTenure, ViolationView,
 };
 pub use event::{AcctRecord, AcctStatus, Event, FlowBatch, FlowRecord, NasReset};
-pub use finding::{
-    Detector, Evidence, Fact, Finding, FindingKind, RecordRef, Severity, Subject,
-};
+pub use finding::{Detector, Evidence, Fact, Finding, FindingKind, RecordRef, Severity, Subject};
 pub use ids::{Cell, CellKind, Digits, Plmn, TimeZone};
 pub use inventory::{DeclaredProfile, DeviceRecord, Group, Lifecycle, Tenant};
 pub use policy::{Cidr, FirewallPolicy, PolicyAction, PolicyDirection, PolicyRule, Verdict};

@@ -19,6 +19,7 @@ fn batch(seq: u64) -> StoreBatch {
         tenant: "acme".into(),
         name: "Meters".into(),
         profile: Default::default(),
+        disabled_detectors: Vec::new(),
     });
     b.devices.push(DeviceRow {
         imsi: imsi("901700000000001"),

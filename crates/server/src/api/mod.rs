@@ -6,6 +6,7 @@
 //! applied them, so a client reads its own writes.
 
 pub mod error;
+pub mod findings;
 pub mod flows;
 pub mod views;
 
@@ -31,9 +32,9 @@ use views::{device_view, group_view, DeviceView, GroupView};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM."),
-    paths(list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy),
-    components(schemas(flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
+    info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM, findings of detection with their evidence, and a live event stream (server-sent events)."),
+    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy),
+    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -72,6 +73,14 @@ pub fn router(state: AppState) -> Router {
             get(flows::device_violations),
         )
         .route("/api/v1/flows/unattributed", get(flows::unattributed))
+        .route("/api/v1/findings", get(findings::list_findings))
+        .route("/api/v1/findings/summary", get(findings::finding_summary))
+        .route("/api/v1/findings/{id}", get(findings::get_finding))
+        .route(
+            "/api/v1/devices/{imsi}/findings",
+            get(findings::device_findings),
+        )
+        .route("/api/v1/events", get(findings::events))
         .route(
             "/api/v1/groups/{id}/policy",
             get(flows::get_policy).put(flows::put_policy),
@@ -738,6 +747,10 @@ pub struct GroupInput {
     pub name: Option<String>,
     #[serde(default)]
     pub profile: Option<ProfileInput>,
+    /// Detectors to switch off for this group: declared, location, baseline,
+    /// cohort, destinations, policy, botnet, identity, connectivity, overload.
+    #[serde(default)]
+    pub disabled_detectors: Vec<String>,
 }
 
 /// Creates or replaces a device group and its declared behaviour profile.
@@ -783,8 +796,16 @@ async fn put_group(
         }
         countries.push(up);
     }
+    let mut disabled_detectors = Vec::new();
+    for d in &body.disabled_detectors {
+        disabled_detectors.push(
+            d.parse::<simguard_engine::Detector>()
+                .map_err(|e| ApiError::invalid(format!("disabled_detectors: {e}")))?,
+        );
+    }
     let group = Group {
         name: body.name.unwrap_or_else(|| id.clone()),
+        disabled_detectors,
         id,
         tenant: body.tenant,
         profile: DeclaredProfile {

@@ -261,6 +261,8 @@ pub struct GroupView {
     pub tenant: String,
     pub name: String,
     pub profile: ProfileView,
+    /// Detectors switched off for this group.
+    pub disabled_detectors: Vec<String>,
 }
 
 pub fn group_view(g: &Group) -> GroupView {
@@ -278,6 +280,11 @@ pub fn group_view(g: &Group) -> GroupView {
             allowed_rats: p.allowed_rats.clone(),
             imei_lock: p.imei_lock,
         },
+        disabled_detectors: g
+            .disabled_detectors
+            .iter()
+            .map(|d| d.as_str().to_string())
+            .collect(),
     }
 }
 

@@ -1,0 +1,200 @@
+//! Per-group (cohort) detection state: what the group's devices normally
+//! send, when, from which kinds of device, and to where. Bounded per group:
+//! about 1.3 KB plus at most [`MAX_DESTINATIONS`] destinations and
+//! [`MAX_TACS`] TACs.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// Destinations a group remembers.
+pub const MAX_DESTINATIONS: usize = 16_384;
+/// Device models (TACs) a group remembers.
+pub const MAX_TACS: usize = 64;
+/// Halve the histogram when it holds this many reports, so it follows change.
+const HIST_DECAY_AT: u32 = 1 << 20;
+
+/// Mean of quantized values by hour of day or day of week.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Bucket {
+    pub sum: u64,
+    pub n: u32,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct GroupDetect {
+    /// Histogram of quantized uplink bytes per report across the group.
+    hist: Vec<u32>,
+    hist_total: u32,
+    /// Seasonality: quantized volume by UTC hour of day and by day of week.
+    hours: [Bucket; 24],
+    weekdays: [Bucket; 7],
+    /// Devices per TAC (first-seen TAC of each device).
+    pub tacs: BTreeMap<u32, u32>,
+    /// Destinations (remote /24, port, protocol) the group's devices used.
+    pub destinations: Destinations,
+    /// Event time of the group's first attributed flow (0 = none yet).
+    pub first_flow: i64,
+}
+
+/// A hash set that snapshots in sorted order, so that the same state always
+/// encodes to the same bytes.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Destinations(pub HashSet<u64>);
+
+impl Serialize for Destinations {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<u64> = self.0.iter().copied().collect();
+        v.sort_unstable();
+        v.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Destinations {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v: Vec<u64> = Vec::deserialize(d)?;
+        Ok(Destinations(v.into_iter().collect()))
+    }
+}
+
+impl GroupDetect {
+    pub fn observe_volume(&mut self, q: u8, time: i64) {
+        if self.hist.len() != 256 {
+            self.hist = vec![0; 256];
+        }
+        self.hist[usize::from(q)] += 1;
+        self.hist_total += 1;
+        if self.hist_total >= HIST_DECAY_AT {
+            self.hist_total = 0;
+            for c in &mut self.hist {
+                *c /= 2;
+                self.hist_total += *c;
+            }
+        }
+        let (h, wd) = hour_and_weekday(time);
+        for b in [&mut self.hours[h], &mut self.weekdays[wd]] {
+            b.sum += u64::from(q);
+            b.n += 1;
+        }
+    }
+
+    pub fn reports(&self) -> u32 {
+        self.hist_total
+    }
+
+    /// The quantized value below which `pct` percent of the group's reports lie.
+    pub fn quantile(&self, pct: u32) -> Option<u8> {
+        if self.hist_total == 0 {
+            return None;
+        }
+        let want = (u64::from(self.hist_total) * u64::from(pct.min(100))).div_ceil(100);
+        let mut seen = 0u64;
+        for (q, &c) in self.hist.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= want.max(1) {
+                return Some(q as u8);
+            }
+        }
+        None
+    }
+
+    /// How much higher (in quantized steps) reports at this hour and weekday
+    /// run than the group's average, where the data supports it: at least
+    /// `min_n` reports in the bucket and a shift of at least half a doubling.
+    pub fn seasonal_offset(&self, time: i64, min_n: u32) -> i32 {
+        let total: (u64, u64) = self
+            .hours
+            .iter()
+            .fold((0, 0), |a, b| (a.0 + b.sum, a.1 + u64::from(b.n)));
+        if total.1 == 0 {
+            return 0;
+        }
+        let mean = total.0 as f64 / total.1 as f64;
+        let (h, wd) = hour_and_weekday(time);
+        let mut off = 0.0;
+        for b in [self.hours[h], self.weekdays[wd]] {
+            if b.n >= min_n {
+                let d = b.sum as f64 / f64::from(b.n) - mean;
+                if d.abs() >= 4.0 {
+                    off += d;
+                }
+            }
+        }
+        off.round() as i32
+    }
+
+    /// Counts a device's model; bounded: past [`MAX_TACS`] models, new ones
+    /// are not remembered (they then look foreign, which they are).
+    pub fn add_tac(&mut self, tac: u32) {
+        if let Some(c) = self.tacs.get_mut(&tac) {
+            *c += 1;
+        } else if self.tacs.len() < MAX_TACS {
+            self.tacs.insert(tac, 1);
+        }
+    }
+
+    pub fn learn_destination(&mut self, key: u64) {
+        if self.destinations.0.len() < MAX_DESTINATIONS {
+            self.destinations.0.insert(key);
+        }
+    }
+}
+
+/// UTC hour of day and day of week (0 = Monday).
+pub fn hour_and_weekday(time: i64) -> (usize, usize) {
+    let hours = time.div_euclid(3_600_000);
+    let h = hours.rem_euclid(24) as usize;
+    // 1970-01-01 was a Thursday (3 with Monday = 0).
+    let wd = (hours.div_euclid(24) + 3).rem_euclid(7) as usize;
+    (h, wd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_from_the_histogram() {
+        let mut g = GroupDetect::default();
+        assert_eq!(g.quantile(50), None);
+        for q in 0..100u8 {
+            g.observe_volume(q + 50, 0);
+        }
+        assert_eq!(g.reports(), 100);
+        assert_eq!(g.quantile(50), Some(99));
+        assert_eq!(g.quantile(100), Some(149));
+        assert_eq!(g.quantile(1), Some(50));
+    }
+
+    #[test]
+    fn seasonality_only_where_the_data_supports_it() {
+        let mut g = GroupDetect::default();
+        let day = 86_400_000i64;
+        // 20 days: hour 3 runs 24 steps (8x) higher than the other hours.
+        for d in 0..20 {
+            for h in 0..24 {
+                let q = if h == 3 { 104 } else { 80 };
+                g.observe_volume(q, d * day + h * 3_600_000);
+            }
+        }
+        let at3 = 19 * day + 3 * 3_600_000;
+        let at5 = 19 * day + 5 * 3_600_000;
+        assert!(
+            g.seasonal_offset(at3, 10) >= 20,
+            "{}",
+            g.seasonal_offset(at3, 10)
+        );
+        assert_eq!(g.seasonal_offset(at5, 10), 0);
+        assert_eq!(
+            g.seasonal_offset(at3, 1_000),
+            0,
+            "too few reports per bucket"
+        );
+    }
+
+    #[test]
+    fn weekday_of_a_known_date() {
+        // 2026-11-22 is a Sunday.
+        let t = 1_795_305_600_000i64;
+        assert_eq!(hour_and_weekday(t), (0, 6));
+    }
+}
