@@ -69,6 +69,104 @@ pub struct RecoveryReport {
     pub millis: u64,
 }
 
+/// What the live stream (`GET /api/v1/events`) carries. Alerts and actions
+/// come in later issues as new variants; see [`api::findings::STREAM_VERSION`]
+/// for how their wire form stays compatible.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum LiveEvent {
+    /// A finding whose store transaction has committed (a client that sees
+    /// it can fetch it).
+    Finding(Arc<simguard_engine::Finding>),
+}
+
+/// The broadcast behind the live stream. Publishing never blocks the sink: a
+/// subscriber that falls more than `capacity` events behind loses the oldest
+/// and is told how many (then catches up from the store).
+#[derive(Clone)]
+pub struct EventHub {
+    tx: tokio::sync::broadcast::Sender<LiveEvent>,
+    closed: Arc<tokio::sync::watch::Sender<bool>>,
+    pub metrics: metrics::StreamMetrics,
+}
+
+/// One subscriber: its receiver, the shutdown signal, and its place in the
+/// subscriber gauge (given back when dropped).
+pub struct Subscription {
+    pub rx: tokio::sync::broadcast::Receiver<LiveEvent>,
+    pub closed: tokio::sync::watch::Receiver<bool>,
+    gauge: ::metrics::Gauge,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
+}
+
+impl EventHub {
+    /// Events buffered for the slowest subscriber. At about 2 KB per finding
+    /// (shared, not copied, between subscribers) this bounds the hub to ~8 MB.
+    pub const DEFAULT_CAPACITY: usize = 4096;
+
+    pub fn new(capacity: usize) -> EventHub {
+        let (tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
+        let (closed, _) = tokio::sync::watch::channel(false);
+        EventHub {
+            tx,
+            closed: Arc::new(closed),
+            metrics: metrics::StreamMetrics::new(),
+        }
+    }
+
+    pub fn subscribe(&self) -> Subscription {
+        self.metrics.subscribers.increment(1.0);
+        Subscription {
+            rx: self.tx.subscribe(),
+            closed: self.closed.subscribe(),
+            gauge: self.metrics.subscribers.clone(),
+        }
+    }
+
+    /// Sends to every current subscriber; returns how many there were.
+    pub fn publish(&self, ev: LiveEvent) -> usize {
+        // An error only means nobody listens right now: nothing to deliver.
+        self.tx.send(ev).unwrap_or(0)
+    }
+
+    /// Announces the findings of a batch that has just committed, those the
+    /// store did not have before (a replayed finding was announced already).
+    pub fn findings_committed(
+        &self,
+        findings: Vec<simguard_engine::Finding>,
+        applied: &simguard_store::Applied,
+    ) {
+        self.metrics
+            .findings_stored
+            .increment(applied.new_findings.len() as u64);
+        for f in findings {
+            if applied.new_findings.contains(&f.id) {
+                self.metrics.findings_published.increment(1);
+                self.publish(LiveEvent::Finding(Arc::new(f)));
+            }
+        }
+    }
+
+    /// Ends every stream (at shutdown: an open stream would otherwise keep
+    /// the HTTP server's graceful shutdown waiting forever).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
 /// Everything the HTTP handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -84,6 +182,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub recovery: RecoveryReport,
     pub started: Instant,
+    /// The live stream: findings (and later alerts, actions) as they commit.
+    pub events: EventHub,
 }
 
 /// Options that are not configuration (secrets from the environment).
@@ -104,6 +204,8 @@ pub struct Server {
     pub ipfix_addr: SocketAddr,
     pub netflow_addr: SocketAddr,
     pub engine: Arc<RwLock<Engine>>,
+    /// The live stream's broadcast (findings are published by the store sink).
+    pub events: EventHub,
     shutdown: Arc<AtomicBool>,
     http_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
@@ -307,7 +409,8 @@ impl Server {
         let (snap_tx, snap_rx) = sync_channel(1);
         let mut threads = Vec::new();
 
-        let sink_state = SinkState::new(store.applied_seq()?);
+        let events = EventHub::new(EventHub::DEFAULT_CAPACITY);
+        let sink_state = SinkState::new(store.applied_seq()?).with_events(events.clone());
         {
             let (engine, m, health) = (engine.clone(), m.clone(), health.clone());
             let setup = pipeline::SinkSetup {
@@ -437,6 +540,7 @@ impl Server {
             ready,
             recovery: recovery.clone(),
             started: Instant::now(),
+            events: events.clone(),
         };
         let (http_shutdown, http_rx) = tokio::sync::oneshot::channel::<()>();
         let app = api::router(state);
@@ -461,6 +565,7 @@ impl Server {
             ipfix_addr,
             netflow_addr,
             engine,
+            events,
             shutdown,
             http_shutdown: Some(http_shutdown),
             http_task: Some(http_task),
@@ -475,6 +580,7 @@ impl Server {
         if let Some(tx) = self.http_shutdown.take() {
             let _ = tx.send(());
         }
+        self.events.close();
         if let Some(t) = self.http_task.take() {
             let _ = t.await;
         }

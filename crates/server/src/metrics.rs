@@ -137,3 +137,40 @@ pub fn set_device_gauges(
         gauge!("simguard_devices_lifecycle", "state" => *l).set(*n as f64);
     }
 }
+
+/// The live event stream (`/api/v1/events`) and the findings behind it.
+#[derive(Clone)]
+pub struct StreamMetrics {
+    /// Clients connected to the stream now.
+    pub subscribers: Gauge,
+    /// Findings committed to the store for the first time.
+    pub findings_stored: Counter,
+    /// Findings announced on the stream (after their commit).
+    pub findings_published: Counter,
+    /// `finding` events written to clients (one per client and finding).
+    pub findings_sent: Counter,
+    /// Events a slow client fell behind by (each reported to it in a `lagged` event).
+    pub lagged: Counter,
+    /// `finding` events a client got from the store instead of the broadcast
+    /// (Last-Event-ID resumption and catch-up after lagging).
+    pub replayed: Counter,
+}
+
+impl StreamMetrics {
+    pub fn new() -> StreamMetrics {
+        StreamMetrics {
+            subscribers: gauge!("simguard_events_subscribers"),
+            findings_stored: counter!("simguard_findings_stored_total"),
+            findings_published: counter!("simguard_events_published_total", "type" => "finding"),
+            findings_sent: counter!("simguard_events_sent_total", "type" => "finding"),
+            lagged: counter!("simguard_events_lagged_total"),
+            replayed: counter!("simguard_events_replayed_total", "type" => "finding"),
+        }
+    }
+}
+
+impl Default for StreamMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -380,6 +380,8 @@ pub struct SinkState {
     tenants: BTreeSet<String>,
     groups: BTreeSet<String>,
     items: usize,
+    /// Where committed findings are announced (none during recovery).
+    events: Option<crate::EventHub>,
 }
 
 impl SinkState {
@@ -391,7 +393,14 @@ impl SinkState {
             tenants: BTreeSet::new(),
             groups: BTreeSet::new(),
             items: 0,
+            events: None,
         }
+    }
+
+    /// Announces each new finding on `hub` after the transaction holding it commits.
+    pub fn with_events(mut self, hub: crate::EventHub) -> SinkState {
+        self.events = Some(hub);
+        self
     }
 
     /// Whether [`absorb`](SinkState::absorb) does anything with `o`. The
@@ -435,8 +444,8 @@ impl SinkState {
             | Output::WentOffline { .. }
             | Output::UnattributedFlow { .. }
             | Output::PolicyViolation { .. } => {}
-            // Stored by the findings sink (detection issue).
-            Output::Finding(_) => {}
+            // Written with the batch; announced once it has committed.
+            Output::Finding(f) => self.batch.findings.push((**f).clone()),
         }
     }
 
@@ -474,9 +483,12 @@ impl SinkState {
             }
         }
         let batch = std::mem::take(&mut self.batch);
-        store.apply(&batch)?;
+        let applied = store.apply_batch(&batch)?;
         self.applied = batch.seq;
         self.items = 0;
+        if let Some(hub) = &self.events {
+            hub.findings_committed(batch.findings, &applied);
+        }
         Ok(())
     }
 }

@@ -507,6 +507,17 @@ impl StoreReader {
         findings::after(&self.conn, &self.err(), filter, after, limit)
     }
 
+    /// The highest finding id stored (0 when none): where a new live-stream
+    /// subscriber starts.
+    pub fn newest_finding_id(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) FROM findings", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(self.err())
+    }
+
     /// Counts by kind and severity of the findings the filter matches.
     pub fn finding_counts(&self, filter: &FindingFilter) -> Result<FindingCounts> {
         findings::counts(&self.conn, &self.err(), filter)
