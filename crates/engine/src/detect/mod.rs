@@ -570,8 +570,13 @@ impl Detection {
                     }
                 }
             }
-            if !anomalous {
+            // An anomaly is not learned once the device has a baseline of its
+            // own (one spike must not poison it). Before that, a device that
+            // merely differs from its cohort still learns its own level.
+            if !anomalous || !warm {
                 st.volumes.push(q);
+            }
+            if !anomalous {
                 if let Some(g) = gd.as_deref_mut() {
                     g.observe_volume(q, r.time);
                 }
@@ -579,8 +584,8 @@ impl Detection {
             // Cohort: is this device's typical report unlike its group's?
             if let Some(g) = gd.as_deref() {
                 if cohort_on && warm && g.reports() >= opts.cohort_min_reports {
-                    if let (Some(m), Some(p99)) = (st.volumes.quantile(50), g.quantile(99)) {
-                        if i32::from(m) > i32::from(p99) + ratio_steps(opts.cohort_factor_pct)
+                    if let (Some(m), Some(p90)) = (st.volumes.quantile(50), g.quantile(90)) {
+                        if i32::from(m) > i32::from(p90) + ratio_steps(opts.cohort_factor_pct)
                             && st.allow(FindingKind::CohortOutlier, r.time, 86_400)
                         {
                             drafts.push(
@@ -589,12 +594,12 @@ impl Detection {
                                     Severity::Minor,
                                     70,
                                     format!(
-                                        "typical report of {} is far above its group's 99th percentile of {}",
+                                        "typical report of {} is far above its group's 90th percentile of {}",
                                         bytes_text(state::dequantize(m)),
-                                        bytes_text(state::dequantize(p99))
+                                        bytes_text(state::dequantize(p90))
                                     ),
                                 )
-                                .fact("median_report", bytes_text(state::dequantize(m)), Some(bytes_text(state::dequantize(p99))))
+                                .fact("median_report", bytes_text(state::dequantize(m)), Some(bytes_text(state::dequantize(p90))))
                                 .baseline(format!("cohort of its group ({} reports)", g.reports())),
                             );
                         }

@@ -57,7 +57,8 @@ pub struct DetectOptions {
     /// Overload needs this much history (event time) before it judges.
     pub overload_warmup_secs: u32,
     /// A device whose own median report is this many percent of its
-    /// group's 99th percentile is a cohort outlier.
+    /// group's 90th percentile is a cohort outlier (so up to a tenth of a
+    /// group can be unusual before the cohort itself looks unusual).
     pub cohort_factor_pct: u32,
     /// Reports the group needs before cohort comparisons are made.
     pub cohort_min_reports: u32,

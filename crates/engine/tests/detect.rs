@@ -1,0 +1,1023 @@
+//! Detection: every detector has a case that must fire it and a benign twin
+//! that must not; replays and snapshots give the same findings.
+
+use simguard_engine::*;
+use std::net::{IpAddr, Ipv4Addr};
+
+const T0: i64 = 1_790_000_000_000; // 2026-09-21, a Monday
+const S: i64 = 1_000;
+const MIN: i64 = 60 * S;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+fn imsi(n: u64) -> Digits {
+    Digits::parse(&format!("9017000000{n:05}")).unwrap()
+}
+
+fn dev_ip(n: u64) -> Ipv4Addr {
+    Ipv4Addr::new(10, 45, (n / 250) as u8, (n % 250 + 1) as u8)
+}
+
+/// An accounting record builder with sensible defaults.
+#[derive(Clone)]
+struct Rec(AcctRecord);
+
+impl Rec {
+    fn new(n: u64, status: AcctStatus, session: &str, time: i64) -> Rec {
+        Rec(AcctRecord {
+            time,
+            received: time,
+            nas: "pgw-1".into(),
+            status,
+            session_id: session.into(),
+            imsi: imsi(n),
+            imeisv: Digits::parse("8669550400000101"),
+            msisdn: None,
+            apn: Some("iot.simguard".into()),
+            framed_ip: Some(dev_ip(n)),
+            up_octets: 0,
+            down_octets: 0,
+            up_packets: 0,
+            down_packets: 0,
+            session_time: None,
+            terminate_cause: None,
+            interim_interval: Some(300),
+            charging_id: None,
+            network: Plmn::parse("262-01"),
+            rat: Some(6),
+            cell: None,
+            time_zone: None,
+        })
+    }
+    fn up(mut self, total_up: u64) -> Rec {
+        self.0.up_octets = total_up;
+        self
+    }
+    fn down(mut self, total_down: u64) -> Rec {
+        self.0.down_octets = total_down;
+        self
+    }
+    fn imei(mut self, s: &str) -> Rec {
+        self.0.imeisv = Digits::parse(s);
+        self
+    }
+    fn net(mut self, s: &str) -> Rec {
+        self.0.network = Plmn::parse(s);
+        self
+    }
+    fn cell(mut self, id: u64) -> Rec {
+        self.0.cell = Some(Cell {
+            kind: CellKind::Ecgi,
+            plmn: Plmn::parse("262-01").unwrap(),
+            area: 100,
+            id,
+        });
+        self
+    }
+    fn ev(self) -> Event {
+        Event::Accounting(self.0)
+    }
+}
+
+fn group(id: &str, profile: DeclaredProfile) -> Event {
+    Event::UpsertGroup(Group {
+        id: id.into(),
+        tenant: "acme".into(),
+        name: id.into(),
+        profile,
+        disabled_detectors: Vec::new(),
+    })
+}
+
+fn provision(n: u64, group: &str) -> Event {
+    Event::UpsertDevices(vec![DeviceRecord {
+        imsi: imsi(n),
+        iccid: None,
+        msisdn: None,
+        bound_imei: None,
+        tenant: "acme".into(),
+        group: group.into(),
+        lifecycle: Lifecycle::Active,
+        label: None,
+    }])
+}
+
+fn run(events: &[Event]) -> Vec<Output> {
+    let mut e = Engine::new(EngineOptions::default());
+    let mut out = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        e.apply(i as u64 + 1, ev, &mut out);
+    }
+    out
+}
+
+fn findings(out: &[Output]) -> Vec<&Finding> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Finding(f) => Some(&**f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kinds_of(out: &[Output], n: u64) -> Vec<FindingKind> {
+    findings(out)
+        .into_iter()
+        .filter(|f| f.imsi() == Some(imsi(n)))
+        .map(|f| f.kind)
+        .collect()
+}
+
+fn first(out: &[Output], n: u64, kind: FindingKind) -> Option<&Finding> {
+    findings(out)
+        .into_iter()
+        .find(|f| f.imsi() == Some(imsi(n)) && f.kind == kind)
+}
+
+/// A smart meter: one short session a day carrying `up` bytes.
+fn daily_sessions(n: u64, days: i64, from: i64, up: impl Fn(i64) -> u64) -> Vec<Event> {
+    let mut v = Vec::new();
+    for d in 0..days {
+        let t = from + d * DAY;
+        let s = format!("m{n}-{d}");
+        v.push(Rec::new(n, AcctStatus::Start, &s, t).ev());
+        v.push(
+            Rec::new(n, AcctStatus::Stop, &s, t + 30 * S)
+                .up(up(d))
+                .down(1_000)
+                .ev(),
+        );
+    }
+    v
+}
+
+/// An always-on tracker: one session, an interim every 5 minutes.
+fn interims(
+    n: u64,
+    session: &str,
+    from: i64,
+    count: i64,
+    every: i64,
+    up: impl Fn(i64) -> u64,
+) -> Vec<Event> {
+    let mut v = vec![Rec::new(n, AcctStatus::Start, session, from).ev()];
+    let mut total = 0;
+    for i in 1..=count {
+        total += up(i);
+        v.push(
+            Rec::new(n, AcctStatus::Interim, session, from + i * every)
+                .up(total)
+                .ev(),
+        );
+    }
+    v
+}
+
+fn meters() -> DeclaredProfile {
+    DeclaredProfile {
+        max_bytes_per_day: Some(15_000),
+        report_interval_secs: Some(86_400),
+        ..Default::default()
+    }
+}
+
+fn ticks(from: i64, to: i64, step: i64) -> Vec<Event> {
+    (0..)
+        .map(|i| from + i * step)
+        .take_while(|t| *t <= to)
+        .map(|time| Event::Tick { time })
+        .collect()
+}
+
+fn by_time(mut v: Vec<Event>) -> Vec<Event> {
+    // Inventory first (no time), then by event time, stably.
+    v.sort_by_key(|e| e.time().unwrap_or(i64::MIN));
+    v
+}
+
+#[test]
+fn declared_volume_fires_on_uplink_over_the_declared_day_and_not_on_downloads() {
+    let mut ev = vec![
+        group("meters", meters()),
+        provision(1, "meters"),
+        provision(2, "meters"),
+    ];
+    // Device 1: 3 kB a day, then 60 kB on day 3.
+    ev.extend(daily_sessions(1, 4, T0, |d| {
+        if d == 3 {
+            60_000
+        } else {
+            3_000
+        }
+    }));
+    // Device 2 (twin): 3 kB a day and a 5 MB firmware download on day 3.
+    for d in 0..4 {
+        let t = T0 + d * DAY + 10 * MIN;
+        let s = format!("m2-{d}");
+        ev.push(Rec::new(2, AcctStatus::Start, &s, t).ev());
+        let down = if d == 3 { 5_000_000 } else { 1_000 };
+        ev.push(
+            Rec::new(2, AcctStatus::Stop, &s, t + 30 * S)
+                .up(3_000)
+                .down(down)
+                .ev(),
+        );
+    }
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::DeclaredVolume).expect("declared volume");
+    assert_eq!(
+        f.time,
+        T0 + 3 * DAY + 30 * S,
+        "on the record that crossed it"
+    );
+    assert!(
+        f.evidence.summary.contains("60.0 kB"),
+        "{}",
+        f.evidence.summary
+    );
+    assert_eq!(f.group.as_deref(), Some("meters"));
+    assert_eq!(f.tenant.as_deref(), Some("acme"));
+    assert!(!f.evidence.records.is_empty());
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn learned_volume_baseline_flags_x10_and_a_spike_does_not_poison_it() {
+    let mut ev = vec![group("trackers", DeclaredProfile::default())];
+    for n in 1..=2 {
+        ev.push(provision(n, "trackers"));
+    }
+    // 1.5-2.5 kB per 5 minutes; device 1 sends x10 at report 30 and x10 again 2 h later.
+    ev.extend(interims(1, "t1", T0, 80, 5 * MIN, |i| {
+        if i == 30 || i == 55 {
+            20_000
+        } else {
+            1_500 + (i as u64 * 37) % 1_000
+        }
+    }));
+    // Twin: the same jitter and one report at 2x.
+    ev.extend(interims(2, "t2", T0, 80, 5 * MIN, |i| {
+        if i == 30 {
+            5_000
+        } else {
+            1_500 + (i as u64 * 37) % 1_000
+        }
+    }));
+    let out = run(&by_time(ev));
+    let v: Vec<_> = findings(&out)
+        .into_iter()
+        .filter(|f| f.kind == FindingKind::VolumeAnomaly)
+        .collect();
+    assert_eq!(
+        v.len(),
+        2,
+        "both spikes of device 1, none of device 2: {v:?}"
+    );
+    assert!(v.iter().all(|f| f.imsi() == Some(imsi(1))));
+    assert_eq!(v[0].time, T0 + 30 * 5 * MIN);
+    assert_eq!(
+        v[1].time,
+        T0 + 55 * 5 * MIN,
+        "the first spike was not learned"
+    );
+    assert!(
+        v[0].evidence.baseline.contains("learned"),
+        "{}",
+        v[0].evidence.baseline
+    );
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn cohort_baseline_covers_a_new_device_and_a_cohort_outlier_is_named() {
+    let mut ev = vec![group("meters", DeclaredProfile::default())];
+    for n in 1..=40 {
+        ev.push(provision(n, "meters"));
+        // Device 40 has always sent 100x what the others do.
+        let base = if n == 40 { 300_000 } else { 3_000 };
+        ev.extend(daily_sessions(n, 8, T0 + n as i64 * MIN, move |d| {
+            base + (d as u64 * 97 + n * 13) % 1_000
+        }));
+    }
+    // Device 41 is new: its first report is 60 kB; the cohort says 3-4 kB.
+    ev.push(provision(41, "meters"));
+    ev.extend(daily_sessions(41, 1, T0 + 8 * DAY, |_| 60_000));
+    let out = run(&by_time(ev));
+    let outlier = first(&out, 40, FindingKind::CohortOutlier).expect("cohort outlier");
+    assert!(outlier.evidence.baseline.contains("cohort"));
+    let others: Vec<_> = findings(&out)
+        .into_iter()
+        .filter(|f| f.kind == FindingKind::CohortOutlier && f.imsi() != Some(imsi(40)))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    let newbie = first(&out, 41, FindingKind::VolumeAnomaly).expect("held to the cohort");
+    assert!(
+        newbie.evidence.baseline.contains("cohort"),
+        "{}",
+        newbie.evidence.baseline
+    );
+    for n in 1..40 {
+        assert!(
+            kinds_of(&out, n).is_empty(),
+            "device {n}: {:?}",
+            kinds_of(&out, n)
+        );
+    }
+}
+
+#[test]
+fn rhythm_change_against_the_declared_interval_and_not_on_dst_shifts() {
+    let mut ev = vec![
+        group("meters", meters()),
+        provision(1, "meters"),
+        provision(2, "meters"),
+    ];
+    ev.extend(daily_sessions(1, 3, T0, |_| 3_000));
+    // From day 3, device 1 reports every minute.
+    let onset = T0 + 3 * DAY;
+    for i in 0..10 {
+        let t = onset + i * MIN;
+        let s = format!("fast-{i}");
+        ev.push(Rec::new(1, AcctStatus::Start, &s, t).ev());
+        ev.push(Rec::new(1, AcctStatus::Stop, &s, t + 20 * S).up(300).ev());
+    }
+    // Device 2: daily, shifted by an hour twice (daylight saving).
+    for (d, shift) in [(0, 0), (1, -HOUR), (2, -HOUR), (3, 0), (4, 0)] {
+        let t = T0 + d * DAY + shift + 5 * MIN;
+        let s = format!("d2-{d}");
+        ev.push(Rec::new(2, AcctStatus::Start, &s, t).ev());
+        ev.push(Rec::new(2, AcctStatus::Stop, &s, t + 30 * S).up(3_000).ev());
+    }
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::DeclaredRhythm).expect("rhythm");
+    assert!(
+        f.time <= onset + 3 * MIN,
+        "within a few reports: {}",
+        f.time - onset
+    );
+    assert!(
+        f.evidence.summary.contains("expected every 1.0 d"),
+        "{}",
+        f.evidence.summary
+    );
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn learned_rhythm_without_a_declared_interval() {
+    let mut ev = vec![
+        group("g", DeclaredProfile::default()),
+        provision(1, "g"),
+        provision(2, "g"),
+    ];
+    ev.extend(interims(1, "a", T0, 20, 5 * MIN, |_| 2_000));
+    let onset = T0 + 20 * 5 * MIN;
+    let mut total = 40_000;
+    for i in 1..=6 {
+        total += 500;
+        ev.push(
+            Rec::new(1, AcctStatus::Interim, "a", onset + i * 30 * S)
+                .up(total)
+                .ev(),
+        );
+    }
+    ev.extend(interims(2, "b", T0, 26, 5 * MIN, |_| 2_000));
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::RhythmAnomaly).expect("learned rhythm");
+    assert!(f.evidence.baseline.contains("learned rhythm"));
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn flapping_and_a_single_reattach() {
+    let mut ev = vec![
+        group("g", DeclaredProfile::default()),
+        provision(1, "g"),
+        provision(2, "g"),
+    ];
+    for i in 0..8 {
+        let t = T0 + i * 40 * S;
+        let s = format!("f{i}");
+        ev.push(Rec::new(1, AcctStatus::Start, &s, t).ev());
+        ev.push(Rec::new(1, AcctStatus::Stop, &s, t + 30 * S).ev());
+    }
+    ev.push(Rec::new(2, AcctStatus::Start, "a", T0).ev());
+    ev.push(Rec::new(2, AcctStatus::Stop, "a", T0 + 4 * HOUR).ev());
+    ev.push(Rec::new(2, AcctStatus::Start, "b", T0 + 4 * HOUR + 20 * S).ev());
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::Flapping).expect("flapping");
+    assert_eq!(f.time, T0 + 4 * 40 * S, "at the fifth start");
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn silence_past_the_expected_interval_fires_by_deadline_from_ticks() {
+    let profile = DeclaredProfile {
+        report_interval_secs: Some(300),
+        ..Default::default()
+    };
+    let mut ev = vec![
+        group("trackers", profile),
+        provision(1, "trackers"),
+        provision(2, "trackers"),
+    ];
+    ev.extend(interims(1, "a", T0, 12, 5 * MIN, |_| 1_000)); // stops at T0 + 60 min
+    ev.extend(interims(2, "b", T0, 36, 5 * MIN, |_| 1_000));
+    ev.extend(ticks(T0, T0 + 4 * HOUR, 10 * S));
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::Silent).expect("silent");
+    // Last record at 60 min; 2 x 300 s + 300 s grace later.
+    assert_eq!(f.time, T0 + 60 * MIN + 15 * MIN);
+    assert_eq!(f.onset, T0 + 60 * MIN);
+    let silent: Vec<_> = findings(&out)
+        .into_iter()
+        .filter(|f| f.kind == FindingKind::Silent)
+        .collect();
+    assert_eq!(
+        silent.len(),
+        2,
+        "device 2 goes silent after its last interim too, once each: {silent:?}"
+    );
+    assert_eq!(silent[1].imsi(), Some(imsi(2)));
+    assert_eq!(silent[1].time, T0 + 180 * MIN + 15 * MIN);
+}
+
+#[test]
+fn roaming_outside_the_allowed_countries() {
+    let profile = DeclaredProfile {
+        allowed_countries: vec!["DE".into(), "AT".into()],
+        ..Default::default()
+    };
+    let mut ev = vec![group("g", profile), provision(1, "g"), provision(2, "g")];
+    ev.push(Rec::new(1, AcctStatus::Start, "a", T0).net("262-01").ev());
+    ev.push(
+        Rec::new(1, AcctStatus::Interim, "a", T0 + 5 * HOUR)
+            .net("724-05")
+            .ev(),
+    );
+    ev.push(Rec::new(2, AcctStatus::Start, "b", T0).net("262-01").ev());
+    ev.push(
+        Rec::new(2, AcctStatus::Interim, "b", T0 + 5 * HOUR)
+            .net("232-01")
+            .ev(),
+    );
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::Roaming).expect("roaming");
+    assert_eq!(f.time, T0 + 5 * HOUR, "on the first record that shows it");
+    assert!(f.evidence.summary.contains("BR"), "{}", f.evidence.summary);
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn impossible_travel_and_a_truck_crossing_borders() {
+    let mut ev = vec![
+        group("g", DeclaredProfile::default()),
+        provision(1, "g"),
+        provision(2, "g"),
+    ];
+    ev.push(Rec::new(1, AcctStatus::Start, "a", T0).net("262-01").ev());
+    ev.push(
+        Rec::new(1, AcctStatus::Interim, "a", T0 + 10 * MIN)
+            .net("724-05")
+            .ev(),
+    );
+    // Device 2: DE → FR → ES by road over two days.
+    ev.push(Rec::new(2, AcctStatus::Start, "b", T0).net("262-01").ev());
+    ev.push(
+        Rec::new(2, AcctStatus::Interim, "b", T0 + 8 * HOUR)
+            .net("208-01")
+            .ev(),
+    );
+    ev.push(
+        Rec::new(2, AcctStatus::Interim, "b", T0 + 30 * HOUR)
+            .net("214-01")
+            .ev(),
+    );
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::ImpossibleTravel).expect("impossible travel");
+    assert_eq!(f.time, T0 + 10 * MIN);
+    assert_eq!(f.onset, T0);
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn sim_swap_into_a_foreign_tac_is_critical_and_a_same_imei_is_fine() {
+    let mut ev = vec![group("meters", DeclaredProfile::default())];
+    for n in 1..=3 {
+        ev.push(provision(n, "meters"));
+    }
+    ev.push(Rec::new(1, AcctStatus::Start, "a", T0).ev());
+    ev.push(Rec::new(2, AcctStatus::Start, "b", T0).ev());
+    ev.push(
+        Rec::new(3, AcctStatus::Start, "c", T0)
+            .imei("8674220400000301")
+            .ev(),
+    );
+    // Device 1's SIM turns up in a phone.
+    ev.push(
+        Rec::new(1, AcctStatus::Start, "a2", T0 + HOUR)
+            .imei("3533251000123401")
+            .ev(),
+    );
+    // Device 3's SIM moves into a module model the group already uses.
+    ev.push(
+        Rec::new(3, AcctStatus::Start, "c2", T0 + HOUR)
+            .imei("8669550400999901")
+            .ev(),
+    );
+    // Device 2 keeps its IMEI.
+    ev.push(Rec::new(2, AcctStatus::Start, "b2", T0 + HOUR).ev());
+    let out = run(&by_time(ev));
+    let f = first(&out, 1, FindingKind::SimSwap).expect("swap");
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.time, T0 + HOUR);
+    let g = first(&out, 3, FindingKind::SimSwap).expect("module swap");
+    assert_eq!(g.severity, Severity::Minor);
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn unprovisioned_imsi_is_a_finding() {
+    let out = run(&[
+        group("g", DeclaredProfile::default()),
+        provision(1, "g"),
+        Rec::new(1, AcctStatus::Start, "a", T0).ev(),
+        Rec::new(9, AcctStatus::Start, "z", T0).ev(),
+        Rec::new(9, AcctStatus::Interim, "z", T0 + MIN).ev(),
+    ]);
+    assert_eq!(kinds_of(&out, 9), vec![FindingKind::Unprovisioned], "once");
+    assert!(kinds_of(&out, 1).is_empty());
+}
+
+// ---- flows ----
+
+fn flow(
+    start: i64,
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+    proto: u8,
+    flags: u8,
+    bytes: u64,
+    packets: u64,
+) -> FlowRecord {
+    FlowRecord {
+        start,
+        end: start + 500,
+        src,
+        dst,
+        src_port: sport,
+        dst_port: dport,
+        proto,
+        tcp_flags: flags,
+        bytes,
+        packets,
+        sampling: 1,
+    }
+}
+
+fn batch(flows: Vec<FlowRecord>) -> Event {
+    Event::Flows(FlowBatch {
+        exporter: "x".into(),
+        received: flows.iter().map(|f| f.end).max().unwrap_or(0),
+        flows,
+    })
+}
+
+fn pseudo_ip(i: i64) -> IpAddr {
+    let i = i as u64;
+    let h = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+    IpAddr::V4(Ipv4Addr::from(0x2000_0000 | (h & 0x3fff_ffff)))
+}
+
+/// Devices 1 (attacker) and 2 (twin) online in group `g` since T0.
+fn two_online(profile: DeclaredProfile) -> Vec<Event> {
+    vec![
+        group("g", profile),
+        provision(1, "g"),
+        provision(2, "g"),
+        Rec::new(1, AcctStatus::Start, "a", T0).ev(),
+        Rec::new(2, AcctStatus::Start, "b", T0).ev(),
+    ]
+}
+
+fn me(n: u64) -> IpAddr {
+    IpAddr::V4(dev_ip(n))
+}
+
+#[test]
+fn mirai_scanning_is_found_within_a_second_and_busy_normal_traffic_is_not() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let onset = T0 + HOUR;
+    // 160 SYN probes in one second, 9 in 10 to port 23.
+    let probes: Vec<_> = (0..160)
+        .map(|i| {
+            let port = if i % 10 == 9 { 2323 } else { 23 };
+            flow(
+                onset + i * 6,
+                me(1),
+                41_000,
+                pseudo_ip(i),
+                port,
+                6,
+                0x02,
+                40,
+                1,
+            )
+        })
+        .collect();
+    ev.push(batch(probes));
+    // Twin: 300 answered HTTPS connections to its three cloud endpoints.
+    let cloud: Vec<_> = (0..300)
+        .map(|i| {
+            flow(
+                onset + i * 3,
+                me(2),
+                40_000 + i as u16,
+                IpAddr::V4(Ipv4Addr::new(52, 1, 1, (i % 3) as u8 + 1)),
+                443,
+                6,
+                0x1b,
+                4_000,
+                10,
+            )
+        })
+        .collect();
+    ev.push(batch(cloud));
+    let out = run(&ev);
+    let f = first(&out, 1, FindingKind::Scanning).expect("scan");
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(f.time - onset < 1_000, "{}", f.time - onset);
+    assert!(!f.evidence.flows.is_empty());
+    assert!(
+        f.evidence.summary.contains("telnet"),
+        "{}",
+        f.evidence.summary
+    );
+    assert_eq!(
+        kinds_of(&out, 1),
+        vec![FindingKind::Scanning],
+        "one finding, not one per probe"
+    );
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+fn flood(n: u64, onset: i64, proto: u8, flags: u8, pkt: u64) -> Event {
+    let target = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    let flows = (0..2_000)
+        .map(|i| {
+            let port = if proto == 47 {
+                0
+            } else {
+                1_024 + (i * 7_919 % 60_000) as u16
+            };
+            flow(
+                onset + i * 3,
+                me(n),
+                50_000 + i as u16,
+                target,
+                port,
+                proto,
+                flags,
+                pkt * 2,
+                2,
+            )
+        })
+        .collect();
+    batch(flows)
+}
+
+#[test]
+fn each_flood_vector_is_found_and_a_video_stream_is_not() {
+    for (proto, flags, pkt, vector) in [
+        (17, 0, 540, "udp"),
+        (6, 0x02, 60, "syn"),
+        (6, 0x10, 552, "ack"),
+        (47, 0, 564, "gre"),
+    ] {
+        let mut ev = two_online(DeclaredProfile::default());
+        let onset = T0 + HOUR;
+        ev.push(flood(1, onset, proto, flags, pkt));
+        // Twin: a camera's stream, 1,300 B packets at 40/s to one port, for minutes.
+        let stream: Vec<_> = (0..300)
+            .map(|i| {
+                flow(
+                    onset + i * S,
+                    me(2),
+                    5_004,
+                    IpAddr::V4(Ipv4Addr::new(52, 9, 9, 9)),
+                    443,
+                    17,
+                    0,
+                    52_000,
+                    40,
+                )
+            })
+            .collect();
+        ev.push(batch(stream));
+        let out = run(&ev);
+        let f = first(&out, 1, FindingKind::Ddos)
+            .unwrap_or_else(|| panic!("{vector}: {:?}", kinds_of(&out, 1)));
+        assert!(f.time - onset < 5_000, "{vector}: {}", f.time - onset);
+        assert!(
+            f.evidence
+                .facts
+                .iter()
+                .any(|x| x.name == "vector" && x.observed == vector),
+            "{vector}: {:?}",
+            f.evidence.facts
+        );
+        assert!(
+            kinds_of(&out, 2).is_empty(),
+            "{vector}: {:?}",
+            kinds_of(&out, 2)
+        );
+    }
+}
+
+#[test]
+fn dns_water_torture_and_ordinary_lookups() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let onset = T0 + HOUR;
+    let resolver = IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8));
+    ev.push(batch(
+        (0..400)
+            .map(|i| {
+                flow(
+                    onset + i * 10,
+                    me(1),
+                    1_024 + i as u16,
+                    resolver,
+                    53,
+                    17,
+                    0,
+                    80,
+                    1,
+                )
+            })
+            .collect(),
+    ));
+    ev.push(batch(
+        (0..60)
+            .map(|i| {
+                flow(
+                    onset + i * 10 * S,
+                    me(2),
+                    1_024 + i as u16,
+                    resolver,
+                    53,
+                    17,
+                    0,
+                    70,
+                    1,
+                )
+            })
+            .collect(),
+    ));
+    let out = run(&ev);
+    let f = first(&out, 1, FindingKind::DnsWaterTorture).expect("water torture");
+    assert!(f.time - onset < 5_000);
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn new_destination_after_the_learning_day_and_known_ones_are_fine() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let head_end = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
+    let ntp_new = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 123));
+    let drop = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    for h in 0..30 {
+        for n in 1..=2 {
+            ev.push(batch(vec![flow(
+                T0 + h * HOUR + n as i64,
+                me(n),
+                40_000,
+                head_end,
+                443,
+                6,
+                0x1b,
+                6_000,
+                8,
+            )]));
+        }
+    }
+    // Day 2: device 1 uploads 2 MB to a destination the group never used.
+    ev.push(batch(vec![flow(
+        T0 + 30 * HOUR,
+        me(1),
+        40_001,
+        drop,
+        8443,
+        6,
+        0x1b,
+        2_000_000,
+        1_500,
+    )]));
+    // Device 2: more to the head-end, and a small NTP query to a new server.
+    ev.push(batch(vec![
+        flow(
+            T0 + 30 * HOUR,
+            me(2),
+            40_001,
+            head_end,
+            443,
+            6,
+            0x1b,
+            2_000_000,
+            1_500,
+        ),
+        flow(T0 + 30 * HOUR, me(2), 123, ntp_new, 123, 17, 0, 76, 1),
+    ]));
+    let out = run(&ev);
+    let f = first(&out, 1, FindingKind::NewDestination).expect("new destination");
+    assert!(
+        f.evidence.summary.contains("203.0.113.9"),
+        "{}",
+        f.evidence.summary
+    );
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn policy_violations_become_one_finding_per_cooldown() {
+    let mut ev = two_online(DeclaredProfile::default());
+    ev.push(Event::SetPolicy {
+        group: "g".into(),
+        policy: FirewallPolicy {
+            default_action: PolicyAction::Deny,
+            rules: vec![PolicyRule {
+                action: PolicyAction::Allow,
+                direction: PolicyDirection::Both,
+                cidr: "100.64.0.0/16".parse().unwrap(),
+                proto: None,
+                ports: Vec::new(),
+            }],
+        },
+    });
+    let ok = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
+    let bad = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    ev.push(batch(
+        (0..5)
+            .map(|i| flow(T0 + HOUR + i * MIN, me(1), 40_000, bad, 80, 6, 0x1b, 500, 5))
+            .collect(),
+    ));
+    ev.push(batch(
+        (0..5)
+            .map(|i| flow(T0 + HOUR + i * MIN, me(2), 40_000, ok, 443, 6, 0x1b, 500, 5))
+            .collect(),
+    ));
+    let out = run(&ev);
+    assert_eq!(kinds_of(&out, 1), vec![FindingKind::PolicyViolation]);
+    assert_eq!(
+        first(&out, 1, FindingKind::PolicyViolation)
+            .unwrap()
+            .evidence
+            .flows
+            .len(),
+        1
+    );
+    assert!(kinds_of(&out, 2).is_empty());
+}
+
+#[test]
+fn a_group_can_switch_a_detector_off() {
+    let mut ev = two_online(DeclaredProfile::default());
+    ev.push(Event::UpsertGroup(Group {
+        id: "g".into(),
+        tenant: "acme".into(),
+        name: "g".into(),
+        profile: DeclaredProfile::default(),
+        disabled_detectors: vec![Detector::Botnet],
+    }));
+    let onset = T0 + HOUR;
+    ev.push(batch(
+        (0..160)
+            .map(|i| {
+                flow(
+                    onset + i * 6,
+                    me(1),
+                    41_000,
+                    pseudo_ip(i),
+                    23,
+                    6,
+                    0x02,
+                    40,
+                    1,
+                )
+            })
+            .collect(),
+    ));
+    let out = run(&ev);
+    assert!(kinds_of(&out, 1).is_empty(), "{:?}", kinds_of(&out, 1));
+}
+
+#[test]
+fn cell_overload_against_its_baseline_and_a_normal_day() {
+    let mut ev = vec![group("g", DeclaredProfile::default())];
+    for n in 1..=400 {
+        ev.push(provision(n, "g"));
+    }
+    // Two hours of normal attaches: devices 1-100 spread over 10 cells.
+    for w in 0..12 {
+        for n in 1..=100u64 {
+            let t = T0 + w * 10 * MIN + n as i64 * S;
+            ev.push(
+                Rec::new(n, AcctStatus::Start, &format!("s{n}-{w}"), t)
+                    .cell(n % 10)
+                    .ev(),
+            );
+        }
+    }
+    // Then 300 devices attach to cell 3 within ten minutes.
+    let onset = T0 + 2 * HOUR + 30 * MIN;
+    for n in 101..=400u64 {
+        ev.push(
+            Rec::new(n, AcctStatus::Start, "x", onset + (n as i64 - 101) * S)
+                .cell(3)
+                .ev(),
+        );
+    }
+    let out = run(&by_time(ev));
+    let over: Vec<_> = findings(&out)
+        .into_iter()
+        .filter(|f| f.kind == FindingKind::Overload)
+        .collect();
+    assert!(!over.is_empty(), "overload");
+    assert_eq!(over[0].subject, Subject::Cell("262-01-100-3".into()));
+    assert!(
+        over[0].time >= onset && over[0].time < onset + 2 * MIN,
+        "{}",
+        over[0].time - onset
+    );
+    assert!(
+        over.iter().all(|f| f.time >= onset),
+        "nothing during the normal hours: {over:?}"
+    );
+}
+
+// ---- determinism ----
+
+fn mixed() -> Vec<Event> {
+    let mut ev = vec![group("meters", meters())];
+    for n in 1..=20 {
+        ev.push(provision(n, "meters"));
+        ev.extend(daily_sessions(n, 5, T0 + n as i64 * MIN, move |d| {
+            if n == 3 && d == 4 {
+                80_000
+            } else {
+                3_000
+            }
+        }));
+    }
+    ev.push(
+        Rec::new(4, AcctStatus::Start, "swap", T0 + 4 * DAY + HOUR)
+            .imei("3533251000123401")
+            .ev(),
+    );
+    ev.push(
+        Rec::new(5, AcctStatus::Start, "roam", T0 + 4 * DAY + HOUR)
+            .net("724-05")
+            .ev(),
+    );
+    ev.extend(ticks(T0, T0 + 8 * DAY, HOUR));
+    by_time(ev)
+}
+
+#[test]
+fn the_same_journal_gives_the_same_findings_and_a_snapshot_changes_nothing() {
+    let ev = mixed();
+    let a = run(&ev);
+    let b = run(&ev);
+    assert_eq!(findings(&a), findings(&b));
+    let fa = findings(&a);
+    assert!(
+        fa.len() >= 4,
+        "{:?}",
+        fa.iter().map(|f| f.kind).collect::<Vec<_>>()
+    );
+    let ids: std::collections::BTreeSet<u64> = fa.iter().map(|f| f.id).collect();
+    assert_eq!(ids.len(), fa.len(), "ids are unique");
+
+    // Snapshot half way, restore, continue: same findings after the cut.
+    let cut = ev.len() / 2;
+    let mut e = Engine::new(EngineOptions::default());
+    let mut first_half = Vec::new();
+    for (i, x) in ev[..cut].iter().enumerate() {
+        e.apply(i as u64 + 1, x, &mut first_half);
+    }
+    let bytes = e.encode_snapshot().unwrap();
+    let mut r = Engine::decode_snapshot(&bytes).unwrap();
+    assert_eq!(
+        r.encode_snapshot().unwrap(),
+        bytes,
+        "snapshots are canonical"
+    );
+    let mut second_half = Vec::new();
+    for (i, x) in ev.iter().enumerate().skip(cut) {
+        r.apply(i as u64 + 1, x, &mut second_half);
+    }
+    let mut joined = findings(&first_half);
+    joined.extend(findings(&second_half));
+    assert_eq!(joined, fa);
+}
