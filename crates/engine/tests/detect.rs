@@ -551,6 +551,7 @@ fn unprovisioned_imsi_is_a_finding() {
 
 // ---- flows ----
 
+#[allow(clippy::too_many_arguments)]
 fn flow(
     start: i64,
     src: IpAddr,
