@@ -24,6 +24,9 @@ pub struct Config {
     pub flows: FlowsConfig,
     pub journal: JournalConfig,
     pub engine: EngineConfig,
+    /// Detection knobs (see the template for each one's meaning).
+    #[serde(default)]
+    pub detection: simguard_engine::detect::DetectOptions,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +189,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.detection
+            .validate()
+            .map_err(|e| format!("detection.{e}"))?;
         for (i, c) in self.radius.clients.iter().enumerate() {
             if c.secret.is_empty() {
                 return Err(format!("radius.clients[{i}] ({}): secret is empty", c.name));

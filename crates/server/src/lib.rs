@@ -298,6 +298,7 @@ impl Server {
                 missed_interims: cfg.engine.missed_interims,
                 grace_ms: i64::from(cfg.engine.grace_secs) * 1000,
             },
+            detect: cfg.detection,
             ..EngineOptions::default()
         };
         let mut engine = load_snapshot(&store, &cfg.snapshot_dir(), options);

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectOptions {
     /// Reports a device must have made before its own baseline is used;
     /// until then it is held to its group's (cohort) baseline.
