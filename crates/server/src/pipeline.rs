@@ -298,11 +298,18 @@ pub fn journal_loop(
             let mut failed = None;
             let mut seqs = Vec::with_capacity(events.len());
             for ev in events {
-                scratch.clear();
-                let r = ev
-                    .encode_into(&mut scratch)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| journal.append(&scratch).map_err(|e| e.to_string()));
+                let r = match &ev {
+                    // The bulk of the journal: encoded straight into the commit buffer.
+                    Event::Flows(batch) => journal
+                        .append_with(|buf| crate::flows::encode_flow_event(batch, buf))
+                        .map_err(|e| e.to_string()),
+                    _ => {
+                        scratch.clear();
+                        ev.encode_into(&mut scratch)
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| journal.append(&scratch).map_err(|e| e.to_string()))
+                    }
+                };
                 match r {
                     Ok(seq) => {
                         seqs.push(Some(seq));
