@@ -100,6 +100,24 @@ pub(crate) struct Usage {
 }
 
 impl Session {
+    /// Adds traffic whose flows were already exported on their own (attack traffic,
+    /// firmware downloads): the counters grow, and so does the mark, so that the usage
+    /// of the next record (which the profile's flows are split from) leaves it out.
+    pub fn add_carried(&mut self, up: u64, up_pkts: u64, down: u64, down_pkts: u64) {
+        let (up_pkts, down_pkts) = (
+            up_pkts.min(u64::from(u32::MAX)) as u32,
+            down_pkts.min(u64::from(u32::MAX)) as u32,
+        );
+        self.up = self.up.saturating_add(up);
+        self.down = self.down.saturating_add(down);
+        self.up_pkts = self.up_pkts.saturating_add(up_pkts);
+        self.down_pkts = self.down_pkts.saturating_add(down_pkts);
+        self.mark.up = self.mark.up.saturating_add(up);
+        self.mark.down = self.mark.down.saturating_add(down);
+        self.mark.up_pkts = self.mark.up_pkts.saturating_add(up_pkts);
+        self.mark.down_pkts = self.mark.down_pkts.saturating_add(down_pkts);
+    }
+
     /// The usage since the previous record; the next one is measured from `t`.
     fn take_usage(&mut self, t: u64) -> Usage {
         let m = self.mark;
@@ -122,7 +140,7 @@ impl Session {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     Start,
     Interim,
     Stop(u32),
@@ -155,6 +173,41 @@ pub(crate) struct Device {
     pub session_id: String,
     next: Action,
     pub next_ms: u64,
+    /// Scenario knobs, all neutral by default so that a plain run is unchanged.
+    pub tweaks: Tweaks,
+}
+
+/// What a scenario changes about a device: attacks (volume factor, reporting interval)
+/// and benign variety (local-time schedules, interim jitter). Neutral values draw no
+/// randomness, so a device without tweaks behaves exactly as in a plain run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tweaks {
+    /// Multiplies the uplink bytes of every report.
+    pub up_factor: u64,
+    /// Replaces the profile's report interval.
+    pub interval_ms: Option<u64>,
+    /// Per-report devices keep their time of day in local time, so daylight-saving
+    /// changes move them by an hour in UTC.
+    pub local_time: bool,
+    /// Interim-Updates of always-on devices come up to this much early or late.
+    pub interim_jitter_ms: u64,
+    /// Border crossings (Stop, then Start in the neighbouring country) so far.
+    pub crossings: u32,
+    /// Reports moved by a daylight-saving change so far.
+    pub dst_shifts: u32,
+}
+
+impl Default for Tweaks {
+    fn default() -> Self {
+        Tweaks {
+            up_factor: 1,
+            interval_ms: None,
+            local_time: false,
+            interim_jitter_ms: 0,
+            crossings: 0,
+            dst_shifts: 0,
+        }
+    }
 }
 
 fn uniform_ms<R: Rng>(rng: &mut R, (lo, hi): (u32, u32)) -> u64 {
@@ -176,6 +229,23 @@ impl Device {
         start_ms: u64,
         pgw: &mut Pgw,
         open_session: bool,
+    ) -> Device {
+        Device::build(d, seed, start_ms, pgw, open_session, false)
+    }
+
+    /// A device that is not attached and has nothing scheduled (`next_ms` is
+    /// `u64::MAX`) until [`Device::force`] gives it a Start.
+    pub fn dormant(d: &SimDevice, seed: u64, start_ms: u64, pgw: &mut Pgw) -> Device {
+        Device::build(d, seed, start_ms, pgw, false, true)
+    }
+
+    fn build(
+        d: &SimDevice,
+        seed: u64,
+        start_ms: u64,
+        pgw: &mut Pgw,
+        open_session: bool,
+        dormant: bool,
     ) -> Device {
         let mut r = rng(seed, behaviour_stream(d.index));
         let b = d.profile.behaviour();
@@ -208,7 +278,13 @@ impl Device {
             session_id: String::with_capacity(24),
             next: Action::Start,
             next_ms: start_ms,
+            tweaks: Tweaks::default(),
         };
+        if dormant {
+            // Not on the network until something schedules its first Start.
+            dev.next_ms = u64::MAX;
+            return dev;
+        }
         if b.always_on || open_session {
             dev.open_existing(start_ms, pgw);
         } else {
@@ -223,7 +299,38 @@ impl Device {
     }
 
     fn interval_ms(&self) -> u64 {
-        u64::from(self.b().interval_secs) * 1_000
+        self.tweaks
+            .interval_ms
+            .unwrap_or(u64::from(self.b().interval_secs) * 1_000)
+    }
+
+    /// True while a session is up (the next action is not a Start).
+    pub fn in_session(&self) -> bool {
+        self.next != Action::Start
+    }
+
+    /// The pending action.
+    pub fn next_action(&self) -> Action {
+        self.next
+    }
+
+    /// Replaces the pending action; the caller requeues the device.
+    pub fn force(&mut self, action: Action, t: u64) {
+        self.next = action;
+        self.next_ms = t;
+    }
+
+    /// Keeps the current session up until at least `until` and recomputes the next
+    /// report with the current interval, no earlier than `not_before`.
+    pub fn hold_session(&mut self, until: u64, not_before: u64) {
+        if !self.in_session() {
+            return;
+        }
+        if let Some(s) = self.session.as_mut() {
+            s.end_ms = s.end_ms.max(until);
+        }
+        self.schedule_in_session();
+        self.next_ms = self.next_ms.max(not_before);
     }
 
     fn open_existing(&mut self, start_ms: u64, pgw: &mut Pgw) {
@@ -279,8 +386,15 @@ impl Device {
     fn schedule_in_session(&mut self) {
         let interval = self.interval_ms();
         let stop_cause = self.b().stop_cause;
+        // Jitter only when asked for: a draw would shift every later number of the stream.
+        let j = self.tweaks.interim_jitter_ms.min(interval / 2);
+        let jitter = if j > 0 && self.b().always_on {
+            self.rng.gen_range(0..=2 * j)
+        } else {
+            j
+        };
         if let Some(s) = &self.session {
-            let next_report = s.last_report_ms + interval;
+            let next_report = (s.last_report_ms + interval + jitter).saturating_sub(j);
             if self.b().always_on && next_report < s.end_ms {
                 self.next = Action::Interim;
                 self.next_ms = next_report;
@@ -299,6 +413,7 @@ impl Device {
         if b.bulk_permille > 0 && self.rng.gen_range(0..1_000) < b.bulk_permille {
             down += b.bulk_bytes;
         }
+        up = up.saturating_mul(self.tweaks.up_factor);
         if fraction < 1.0 {
             up = (up as f64 * fraction) as u64;
             down = (down as f64 * fraction) as u64;
@@ -352,6 +467,7 @@ impl Device {
                 if self.cross_on_attach {
                     self.cross_on_attach = false;
                     self.loc.cross_border(&mut self.rng);
+                    self.tweaks.crossings += 1;
                 }
                 self.begin_session(t, pgw);
                 let span = self.b().session_secs;
@@ -426,9 +542,21 @@ impl Device {
             } else {
                 self.rng.gen_range(0..=2 * j)
             };
-            (started + interval + jitter)
-                .saturating_sub(j)
-                .max(t + 1_000)
+            let next = (started + interval + jitter).saturating_sub(j);
+            let next = if self.tweaks.local_time {
+                // Same local time of day: when the clocks go forward an hour, the
+                // report comes an hour earlier in UTC (and later when they go back).
+                let before = self.loc.timezone(started / 1_000).offset_minutes;
+                let after = self.loc.timezone(next / 1_000).offset_minutes;
+                let shift = i64::from(after) - i64::from(before);
+                if shift != 0 {
+                    self.tweaks.dst_shifts += 1;
+                }
+                next.saturating_add_signed(-shift * 60_000)
+            } else {
+                next
+            };
+            next.max(t + 1_000)
         };
         Record {
             kind: Kind::Stop,

@@ -19,10 +19,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info, warn};
 
-use crate::device::{encode, EncodeCtx, Kind};
+use crate::attack::Overlay;
+use crate::device::{encode, Device, EncodeCtx, Kind};
 use crate::flows::FlowExporter;
 use crate::geo::home_plmn;
 use crate::report::{SimReport, StatusCounts};
+use crate::scenario::Scenario;
 use crate::source::{Generator, Next};
 use crate::truth::{spawn_writer, FlowTruth, GroundTruth, TruthLine};
 use crate::{Mode, SimConfig, SimError};
@@ -275,13 +277,25 @@ struct Ipfix {
     udp: UdpSocket,
     messages: u64,
     flows: u64,
+    /// Most flows per wall second (0: no limit), so that bursts of attack flows at
+    /// infinite speed do not overrun the collector's socket buffer.
+    rate: u32,
+    t0: Instant,
 }
 
 impl Ipfix {
     /// Sends the messages the exporter has completed. No answer comes back; a failed
     /// send (no collector listening) just loses the message.
     async fn send(&mut self) {
-        for (m, records) in self.exporter.out.drain(..) {
+        let mut out = std::mem::take(&mut self.exporter.out);
+        for (m, records) in out.drain(..) {
+            if self.rate > 0 {
+                let due =
+                    self.t0 + Duration::from_secs_f64(self.flows as f64 / f64::from(self.rate));
+                if due > Instant::now() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+            }
             loop {
                 match self.udp.try_send(&m) {
                     Ok(_) => {
@@ -301,6 +315,45 @@ impl Ipfix {
                     }
                 }
             }
+        }
+        if self.exporter.out.is_empty() {
+            self.exporter.out = out;
+        }
+    }
+}
+
+/// Hands the flows the scenario overlay emitted to the exporter (and the ground
+/// truth); without IPFIX they are dropped, their bytes are in the accounting anyway.
+fn drain_overlay(
+    overlay: &mut Option<Box<Overlay>>,
+    devices: &[Device],
+    ipfix: Option<&mut Ipfix>,
+    truth: Option<&mpsc::UnboundedSender<TruthLine>>,
+) {
+    let Some(o) = overlay.as_mut() else {
+        return;
+    };
+    if o.out.is_empty() {
+        return;
+    }
+    let mut x = ipfix;
+    for f in o.out.drain(..) {
+        if let Some(x) = x.as_mut() {
+            x.exporter.push(f.export_secs, f.record);
+            if let (Some(tx), Some(dev)) = (truth, devices.get(f.device as usize)) {
+                let _ = tx.send(TruthLine::Flow(FlowTruth::from_overlay(dev, &f)));
+            }
+        }
+    }
+}
+
+/// Waits (up to `limit`) until every request sent so far is answered or given up.
+async fn wait_answered(shared: &Shared, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        tokio::select! {
+            _ = shared.freed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(2)) => {}
         }
     }
 }
@@ -322,10 +375,17 @@ fn alloc_id(shared: &Shared, rr: &mut usize, now: Instant) -> Option<(usize, u8)
 /// Runs the simulator until the configured duration, the end of simulated time, or
 /// `shutdown` turning true. In fleet mode no Stops are sent for sessions still open at
 /// the end, as a NAS that just went away would not send them either.
-pub async fn run(
+pub async fn run(cfg: SimConfig, shutdown: watch::Receiver<bool>) -> Result<SimReport, SimError> {
+    run_with(cfg, None, shutdown).await.map(|(r, _)| r)
+}
+
+/// [`run`], with a scenario's attacks and benign variety when given; also returns the
+/// generator, whose overlay knows what was injected.
+pub(crate) async fn run_with(
     cfg: SimConfig,
+    scenario: Option<&Scenario>,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<SimReport, SimError> {
+) -> Result<(SimReport, Generator), SimError> {
     cfg.validate()?;
     let start_unix = cfg.resolved_start_unix();
     let start_ms = start_unix.saturating_mul(1_000);
@@ -345,7 +405,10 @@ pub async fn run(
     };
 
     let t_build = Instant::now();
-    let mut gen = Generator::new(&cfg, start_ms);
+    let mut gen = match scenario {
+        Some(s) => Generator::with_scenario(&cfg, start_ms, s)?,
+        None => Generator::new(&cfg, start_ms),
+    };
     debug!(
         devices = cfg.devices,
         elapsed_ms = t_build.elapsed().as_millis() as u64,
@@ -366,6 +429,8 @@ pub async fn run(
             udp: open_socket(cfg.bind_ip, target)?,
             messages: 0,
             flows: 0,
+            rate: cfg.ipfix_rate,
+            t0: Instant::now(),
         }),
         None => None,
     };
@@ -503,7 +568,25 @@ pub async fn run(
         if phase == Phase::Sending {
             let sim_now = clock.sim_ms(now);
             while batch < SEND_BATCH {
-                match gen.peek(sim_now) {
+                let next = gen.peek(sim_now);
+                if gen.overlay.as_ref().is_some_and(|o| !o.out.is_empty()) {
+                    if gen.overlay.as_mut().is_some_and(|o| o.take_barrier()) {
+                        wait_answered(&shared, cfg.timeout).await;
+                    }
+                    drain_overlay(
+                        &mut gen.overlay,
+                        &gen.devices,
+                        ipfix.as_mut(),
+                        shared.truth.as_ref(),
+                    );
+                    if let Some(x) = ipfix.as_mut() {
+                        x.exporter.after_record(gen.next_time());
+                        if !x.exporter.out.is_empty() {
+                            x.send().await;
+                        }
+                    }
+                }
+                match next {
                     Next::Done => {
                         reached_end = true;
                         phase = Phase::Draining;
@@ -603,6 +686,12 @@ pub async fn run(
                             let _ = tx.send(TruthLine::Flow(FlowTruth::new(dev, &rec, f)));
                         }
                     }
+                    drain_overlay(
+                        &mut gen.overlay,
+                        &gen.devices,
+                        Some(&mut *x),
+                        shared.truth.as_ref(),
+                    );
                     x.exporter.after_record(gen.next_time());
                     if !x.exporter.out.is_empty() {
                         x.send().await;
@@ -764,7 +853,7 @@ pub async fn run(
         achieved_rate = report.achieved_rate as u64,
         "simulator finished"
     );
-    Ok(report)
+    Ok((report, gen))
 }
 
 async fn receiver(

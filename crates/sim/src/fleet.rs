@@ -126,9 +126,7 @@ pub fn fleet(
     unprovisioned_share: f64,
 ) -> Vec<SimDevice> {
     let mut frng = rng(seed, STREAM_FLEET);
-    let msin = Numbering::new(&mut frng, 10);
-    let iccid_no = Numbering::new(&mut frng, 11);
-    let msisdn_no = Numbering::new(&mut frng, 10);
+    let numbers = Numbers::new(&mut frng);
 
     let counts = mix.counts(devices);
     let mut profiles: Vec<Profile> = Vec::with_capacity(devices as usize);
@@ -152,27 +150,55 @@ pub fn fleet(
         .into_iter()
         .zip(provisioned)
         .enumerate()
-        .map(|(i, (profile, provisioned))| {
-            let index = i as u32;
-            let mut r = rng(seed, identity_stream(index));
-            let b = profile.behaviour();
-            let tac = b.tacs[r.gen_range(0..b.tacs.len())];
-            let serial: u32 = r.gen_range(0..1_000_000);
-            let sv: u8 = r.gen_range(0..20);
-            let iccid_body = format!("8988270{:011}", iccid_no.get(index));
-            let check = luhn_check_digit(&iccid_body);
-            SimDevice {
-                index,
-                imsi: format!("{HOME}{:010}", msin.get(index)),
-                iccid: format!("{iccid_body}{check}"),
-                msisdn: format!("88270{:010}", msisdn_no.get(index)),
-                imeisv: format!("{tac}{serial:06}{sv:02}"),
-                profile,
-                home: HOME.to_string(),
-                provisioned,
-            }
-        })
+        .map(|(i, (profile, provisioned))| numbers.device(seed, i as u32, profile, provisioned))
         .collect()
+}
+
+/// The identity a fleet of this seed gives device `index` if it has `profile`: for
+/// devices beyond the fleet's size (scenarios add some), unique within the seed.
+pub(crate) fn identity(seed: u64, index: u32, profile: Profile, provisioned: bool) -> SimDevice {
+    let mut frng = rng(seed, STREAM_FLEET);
+    Numbers::new(&mut frng).device(seed, index, profile, provisioned)
+}
+
+/// The seed's numbering plans for IMSIs, ICCIDs and MSISDNs.
+struct Numbers {
+    msin: Numbering,
+    iccid: Numbering,
+    msisdn: Numbering,
+}
+
+impl Numbers {
+    fn new<R: Rng>(frng: &mut R) -> Numbers {
+        let msin = Numbering::new(frng, 10);
+        let iccid = Numbering::new(frng, 11);
+        let msisdn = Numbering::new(frng, 10);
+        Numbers {
+            msin,
+            iccid,
+            msisdn,
+        }
+    }
+
+    fn device(&self, seed: u64, index: u32, profile: Profile, provisioned: bool) -> SimDevice {
+        let mut r = rng(seed, identity_stream(index));
+        let b = profile.behaviour();
+        let tac = b.tacs[r.gen_range(0..b.tacs.len())];
+        let serial: u32 = r.gen_range(0..1_000_000);
+        let sv: u8 = r.gen_range(0..20);
+        let iccid_body = format!("8988270{:011}", self.iccid.get(index));
+        let check = luhn_check_digit(&iccid_body);
+        SimDevice {
+            index,
+            imsi: format!("{HOME}{:010}", self.msin.get(index)),
+            iccid: format!("{iccid_body}{check}"),
+            msisdn: format!("88270{:010}", self.msisdn.get(index)),
+            imeisv: format!("{tac}{serial:06}{sv:02}"),
+            profile,
+            home: HOME.to_string(),
+            provisioned,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub(crate) const VENDING_TELEMETRY: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 60);
 /// Where the cameras stream to: RTP on 5004 (RTCP back from 5005), or TLS on 443.
 pub(crate) const VIDEO_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 80);
 
+/// The device vendors' firmware update server (HTTPS), for firmware-update days.
+pub const FIRMWARE_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 200);
+
 /// One exported flow and its direction as seen from the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Flow {
@@ -494,6 +497,19 @@ impl FlowExporter {
             }
         }
         &self.scratch
+    }
+
+    /// Adds a flow generated outside the records (attack traffic, firmware), leaving
+    /// the exporter in simulated second `secs`.
+    pub fn push(&mut self, secs: u64, record: FlowRecord) {
+        if self.pending_secs.is_some_and(|p| p != secs) {
+            self.flush();
+        }
+        self.pending_secs = Some(secs);
+        self.pending.push(record);
+        if self.pending.len() >= self.enc.capacity() {
+            self.flush();
+        }
     }
 
     /// Completes the pending message unless the next event (at `next_ms`) can still add

@@ -19,7 +19,6 @@ pub(crate) const REGIONS: u8 = 64;
 pub(crate) const CELLS_PER_REGION: u8 = 48;
 
 pub(crate) struct Country {
-    #[allow(dead_code)]
     pub iso: &'static str,
     pub mcc: u16,
     /// Two-digit MNCs of the roaming partners in that country.
@@ -29,9 +28,23 @@ pub(crate) struct Country {
     pub neighbours: &'static [u8],
     /// Share of static devices installed in this country.
     pub static_weight: u32,
+    /// Approximate centroid (latitude, longitude), for distances in labels.
+    pub centroid: (f64, f64),
 }
 
-pub(crate) static COUNTRIES: [Country; 8] = [
+/// The countries a fleet's groups allow: where devices live and trackers drive (the
+/// first eight), plus Portugal and Greece, which only impossible travel visits.
+pub const ALLOWED_COUNTRIES: [&str; 10] =
+    ["DE", "NL", "BE", "FR", "PL", "AT", "CZ", "GB", "PT", "GR"];
+
+/// Indices of countries that only scenarios send devices to (weight 0, no land
+/// neighbours in the plan, so ordinary movement never reaches or leaves them).
+pub(crate) const CH: u8 = 8;
+pub(crate) const UA: u8 = 9;
+pub(crate) const PT: u8 = 10;
+pub(crate) const GR: u8 = 11;
+
+pub(crate) static COUNTRIES: [Country; 12] = [
     Country {
         iso: "DE",
         mcc: 262,
@@ -39,6 +52,7 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 60,
         neighbours: &[1, 2, 3, 4, 5, 6],
         static_weight: 30,
+        centroid: (51.2, 10.4),
     },
     Country {
         iso: "NL",
@@ -47,6 +61,7 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 60,
         neighbours: &[0, 2],
         static_weight: 10,
+        centroid: (52.1, 5.3),
     },
     Country {
         iso: "BE",
@@ -55,6 +70,7 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 60,
         neighbours: &[1, 0, 3],
         static_weight: 5,
+        centroid: (50.6, 4.6),
     },
     Country {
         iso: "FR",
@@ -63,6 +79,7 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 60,
         neighbours: &[2, 0, 7],
         static_weight: 15,
+        centroid: (46.6, 2.4),
     },
     Country {
         iso: "PL",
@@ -71,6 +88,7 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 60,
         neighbours: &[0, 6],
         static_weight: 10,
+        centroid: (52.1, 19.4),
     },
     Country {
         iso: "AT",
@@ -79,6 +97,7 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 60,
         neighbours: &[0, 6],
         static_weight: 5,
+        centroid: (47.6, 14.1),
     },
     Country {
         iso: "CZ",
@@ -87,6 +106,7 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 60,
         neighbours: &[0, 4, 5],
         static_weight: 5,
+        centroid: (49.8, 15.5),
     },
     Country {
         iso: "GB",
@@ -95,8 +115,63 @@ pub(crate) static COUNTRIES: [Country; 8] = [
         utc_offset_minutes: 0,
         neighbours: &[3],
         static_weight: 20,
+        centroid: (54.0, -2.5),
+    },
+    // Scenario-only countries from here on.
+    Country {
+        iso: "CH",
+        mcc: 228,
+        mncs: [1, 2, 3],
+        utc_offset_minutes: 60,
+        neighbours: &[],
+        static_weight: 0,
+        centroid: (46.8, 8.2),
+    },
+    Country {
+        iso: "UA",
+        mcc: 255,
+        mncs: [1, 3, 6],
+        utc_offset_minutes: 120,
+        neighbours: &[],
+        static_weight: 0,
+        centroid: (49.0, 31.4),
+    },
+    Country {
+        iso: "PT",
+        mcc: 268,
+        mncs: [1, 3, 6],
+        utc_offset_minutes: 0,
+        neighbours: &[],
+        static_weight: 0,
+        centroid: (39.6, -8.0),
+    },
+    Country {
+        iso: "GR",
+        mcc: 202,
+        mncs: [1, 5, 10],
+        utc_offset_minutes: 120,
+        neighbours: &[],
+        static_weight: 0,
+        centroid: (39.1, 22.0),
     },
 ];
+
+/// Great-circle distance between two countries' centroids, km.
+pub(crate) fn distance_km(a: u8, b: u8) -> f64 {
+    let (p, q) = (
+        COUNTRIES[usize::from(a) % COUNTRIES.len()].centroid,
+        COUNTRIES[usize::from(b) % COUNTRIES.len()].centroid,
+    );
+    let (la1, lo1, la2, lo2) = (
+        p.0.to_radians(),
+        p.1.to_radians(),
+        q.0.to_radians(),
+        q.1.to_radians(),
+    );
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * 6_371.0 * h.sqrt().asin()
+}
 
 pub(crate) fn home_plmn() -> Option<Plmn> {
     Plmn::new(HOME_MCC, HOME_MNC, HOME_MNC_DIGITS)
@@ -133,6 +208,28 @@ impl Location {
             region: rng.gen_range(0..REGIONS),
             cell: rng.gen_range(0..CELLS_PER_REGION),
         }
+    }
+
+    pub fn country(&self) -> &'static Country {
+        self.c()
+    }
+
+    /// The cell as text, "MCC-MNC-TAC-ECI" (decimal) as the E-UTRAN ULI carries it.
+    pub fn cell_text(&self) -> String {
+        let c = self.c();
+        format!(
+            "{:03}-{:02}-{}-{}",
+            c.mcc,
+            c.mncs[usize::from(self.operator) % 3],
+            self.tac(),
+            self.eci()
+        )
+    }
+
+    /// The serving network as "MCC-MNC".
+    pub fn network_text(&self) -> String {
+        let c = self.c();
+        format!("{:03}-{:02}", c.mcc, c.mncs[usize::from(self.operator) % 3])
     }
 
     fn c(&self) -> &'static Country {
@@ -212,6 +309,11 @@ impl Location {
     /// Cross into a neighbouring country, attaching to one of its operators.
     pub fn cross_border<R: Rng>(&mut self, rng: &mut R) {
         let n = self.c().neighbours;
+        if n.is_empty() {
+            // Scenario-only countries lead nowhere: stay, on another cell.
+            self.cell = rng.gen_range(0..CELLS_PER_REGION);
+            return;
+        }
         let next = n[rng.gen_range(0..n.len())];
         *self = Location::random_in(rng, next);
     }
@@ -226,8 +328,21 @@ impl Location {
     }
 }
 
+/// (year, month, day) of a day number since 1970-01-01 (proleptic Gregorian).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;

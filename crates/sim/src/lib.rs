@@ -26,15 +26,19 @@
 //! # Ok(()) }
 //! ```
 
+mod attack;
 mod device;
 mod engine;
 mod fleet;
 mod flows;
 mod geo;
 pub mod ipfix;
+mod lab;
+mod label;
 mod pool;
 mod profile;
 mod report;
+pub mod scenario;
 mod source;
 mod truth;
 
@@ -47,6 +51,15 @@ pub use fleet::{fleet, luhn_check_digit, luhn_valid, SimDevice};
 pub use profile::{ParseProfileError, Profile, ProfileMix};
 pub use report::{SimReport, StatusCounts};
 pub use truth::{FlowTruth, GroundTruth, TruthLine};
+
+pub use attack::{mirai_excluded, BenignCounts};
+pub use flows::FIRMWARE_SERVER;
+pub use geo::ALLOWED_COUNTRIES;
+pub use lab::{generate_scenario, run_scenario, ScenarioOutput, ScenarioRun};
+pub use label::{Label, ScenarioReport};
+pub use scenario::{
+    placement, AttackKind, AttackSpec, Placement, Scenario, ScenarioError, Span, UnixTime,
+};
 
 /// What the simulator sends.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +119,8 @@ pub struct SimConfig {
     pub ipfix_target: Option<SocketAddr>,
     /// Observation Domain ID of the IPFIX messages.
     pub ipfix_observation_domain: u32,
+    /// Most IPFIX flow records per wall second (0: no limit).
+    pub ipfix_rate: u32,
     /// Access point name sent as Called-Station-Id.
     pub apn: String,
     /// UE address pool for Framed-IP-Address.
@@ -138,6 +153,7 @@ impl SimConfig {
             record_to: None,
             ipfix_target: None,
             ipfix_observation_domain: 1,
+            ipfix_rate: 0,
             apn: "iot.simguard".to_string(),
             ip_pool_base: Ipv4Addr::new(10, 45, 0, 0),
             ip_pool_prefix: 16,

@@ -73,6 +73,32 @@ impl FlowTruth {
     }
 }
 
+impl FlowTruth {
+    /// A flow the scenario overlay generated (attack traffic, firmware download); its
+    /// `sim_time_ms` is when it left the exporter.
+    pub(crate) fn from_overlay(dev: &Device, f: &crate::attack::OutFlow) -> FlowTruth {
+        let r = &f.record;
+        FlowTruth {
+            sim_time_ms: f.export_secs * 1_000,
+            device: dev.index,
+            imsi: dev.imsi.clone(),
+            profile: dev.profile,
+            session_id: dev.session_id.clone(),
+            direction: if f.uplink { "up" } else { "down" }.to_string(),
+            src: r.src,
+            dst: r.dst,
+            src_port: r.src_port,
+            dst_port: r.dst_port,
+            proto: r.proto,
+            tcp_flags: r.tcp_flags,
+            bytes: r.octets,
+            packets: r.packets,
+            start_ms: r.start_ms,
+            end_ms: r.end_ms,
+        }
+    }
+}
+
 /// One request as sent, and its fate (`"kind": "request"` in the file). Lines are written when the fate is known
 /// (answered, timed out, or abandoned at shutdown), so they are not in send order:
 /// sort by `sim_time_ms` and `device`.
