@@ -676,16 +676,23 @@ async fn findings_are_announced_only_after_their_commit_and_only_once() {
     }
     // The same finding again in a later batch (a replay over a store that
     // had it): stored once, not announced again.
+    // With it, a new one: only the new one is announced.
+    let g = corpus().remove(2);
     sink.absorb(3, &Output::Finding(Box::new(f.clone())));
+    sink.absorb(3, &Output::Finding(Box::new(g.clone())));
     sink.advance(3);
     sink.flush(&mut store, &engine).unwrap();
+    match sub.rx.try_recv() {
+        Ok(LiveEvent::Finding(got)) => assert_eq!(*got, g),
+        other => panic!("expected the new finding, got {other:?}"),
+    }
     assert!(sub.rx.try_recv().is_err(), "announced once");
     assert_eq!(
         reader
             .findings(&FindingFilter::default(), None, 10)
             .unwrap()
             .len(),
-        1
+        2
     );
     // Outputs at or below what the store has are skipped altogether.
     let mut again = SinkState::new(store.applied_seq().unwrap()).with_events(hub.clone());

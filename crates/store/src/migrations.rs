@@ -56,7 +56,9 @@ const STEPS: &[&str] = &[
     // digit string for device findings, NULL otherwise; `tenant` is NULL when
     // the subject belongs to no tenant (only operator-wide keys see those).
     // The indexes serve the API's newest-first pages: by time, and by time
-    // within an IMSI, a tenant or a kind.
+    // within an IMSI, a tenant or a kind. Kind and severity ride along in the
+    // time and tenant indexes so that summaries (counts by kind and
+    // severity) read the index alone, never the rows with their evidence.
     "CREATE TABLE findings (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -72,10 +74,10 @@ const STEPS: &[&str] = &[
         summary TEXT NOT NULL,
         evidence TEXT NOT NULL
      );
-     CREATE INDEX findings_time ON findings(time, id);
+     CREATE INDEX findings_time ON findings(time, id, kind, severity);
      CREATE INDEX findings_imsi ON findings(imsi, time, id) WHERE imsi IS NOT NULL;
-     CREATE INDEX findings_tenant ON findings(tenant, time, id);
-     CREATE INDEX findings_kind ON findings(kind, time, id);",
+     CREATE INDEX findings_tenant ON findings(tenant, time, id, kind, severity);
+     CREATE INDEX findings_kind ON findings(kind, time, id, severity);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
