@@ -386,6 +386,7 @@ impl Engine {
         match event {
             Event::Accounting(r) => {
                 self.stats.accounting_records += 1;
+                self.detect.acct_clock = self.detect.acct_clock.max(r.time);
                 let nas = self.syms.intern(&r.nas);
                 let apn = r.apn.as_deref().map(|a| self.syms.intern(a));
                 let opts = self.options.liveness;
@@ -411,6 +412,7 @@ impl Engine {
                     self.detect.on_unprovisioned(&mut sink, r, seq);
                 }
                 let up_before = dev.usage.total_up;
+                let down_before = dev.usage.total_down;
                 let key = session_key(&r.nas, &r.session_id);
                 let was_closed = dev.is_closed_session(key);
                 let before = dev
@@ -434,6 +436,7 @@ impl Engine {
                 if !was_closed {
                     track_address(&mut self.ips, me, r, before, after);
                     let up = dev.usage.total_up.saturating_sub(up_before);
+                    let down = dev.usage.total_down.saturating_sub(down_before);
                     let prov = dev
                         .provisioning
                         .as_ref()
@@ -444,6 +447,7 @@ impl Engine {
                     let cx = AcctCtx {
                         record: r,
                         up,
+                        down,
                         group,
                         bound_imei: prov.and_then(|(_, _, b)| b),
                         names: Names {
@@ -478,7 +482,9 @@ impl Engine {
                     }
                 }
             }
-            Event::Tick { .. } => {}
+            Event::Tick { time } => {
+                self.detect.acct_clock = self.detect.acct_clock.max(*time);
+            }
             Event::UpsertTenant(t) => {
                 self.tenants.insert(t.id.clone(), t.clone());
                 out.push(Output::TenantChanged { id: t.id.clone() });
@@ -774,6 +780,7 @@ impl Engine {
                 }
             }
         }
+        let now = self.detect.acct_clock;
         if self.detect.silence.first().is_some_and(|&(t, _)| t <= now) {
             for (_, imsi) in self.detect.due_silence(now) {
                 let part = &mut self.parts[Self::partition_of(imsi)];

@@ -196,6 +196,10 @@ pub fn cell_text(c: &Cell) -> String {
     format!("{}-{}-{}", c.plmn, c.area, c.id)
 }
 
+/// Average packet size below which an uplink flow is acknowledgements
+/// (of a download), not data the device sends.
+const MIN_DATA_PACKET_BYTES: u64 = 200;
+
 /// IoT services that Mirai-family bots scan for (telnet first).
 const IOT_PORTS: [u16; 10] = [23, 2323, 22, 80, 8080, 81, 7547, 5555, 37215, 52869];
 
@@ -211,14 +215,20 @@ pub struct Detection {
     pub(crate) silence: BTreeSet<(i64, Digits)>,
     /// Event time of the first accounting record (overload warm-up).
     first_event: i64,
+    /// Accounting time: the newest accounting record or tick. Silence is
+    /// judged against it, not against the engine clock, which flows also
+    /// move: an exporter whose clock (or queue) runs ahead of the NAS must
+    /// not make every device look silent.
+    pub(crate) acct_clock: i64,
     pub findings: u64,
 }
 
 /// Everything the accounting detectors need about the record's device.
 pub struct AcctCtx<'a> {
     pub record: &'a AcctRecord,
-    /// Uplink/downlink bytes this record added to the device's usage.
+    /// Uplink and downlink bytes this record added to the device's usage.
     pub up: u64,
+    pub down: u64,
     /// The group the device belongs to, if provisioned.
     pub group: Option<(Sym, &'a Group)>,
     pub bound_imei: Option<Digits>,
@@ -287,6 +297,7 @@ impl Detection {
         if self.first_event == 0 {
             self.first_event = r.time;
         }
+        self.acct_clock = self.acct_clock.max(r.time);
         let gsym = cx.group.map(|(s, _)| s);
         let on = |d: Detector| self.enabled(gsym, d);
         let (declared_on, location_on, baseline_on, cohort_on, identity_on, conn_on, load_on) = (
@@ -536,7 +547,10 @@ impl Detection {
             if let Some((high, basis)) = expected {
                 let threshold =
                     i32::from(high) + season.max(0) + ratio_steps(opts.volume_factor_pct);
-                if i32::from(q) > threshold && cx.up >= opts.volume_min_bytes {
+                // Uplink that rides on a much larger download is its
+                // acknowledgements (a firmware update), not the device talking.
+                let download = cx.down >= cx.up.saturating_mul(8);
+                if i32::from(q) > threshold && cx.up >= opts.volume_min_bytes && !download {
                     anomalous = true;
                     if baseline_on && st.allow(FindingKind::VolumeAnomaly, r.time, cool) {
                         let high_b = state::dequantize(high);
@@ -1053,11 +1067,14 @@ impl Detection {
             if g.first_flow == 0 {
                 g.first_flow = time;
             }
-            let key = dest_key(remote, port, f.proto);
+            let key = dest_key(remote);
             let learning = time < g.first_flow + i64::from(opts.destinations_warmup_secs) * 1000;
             if learning {
                 g.learn_destination(key);
             } else if f.bytes >= opts.new_destination_min_bytes
+                // Data, not the acknowledgements of a download: pure ACK
+                // streams average 40-70 bytes a packet.
+                && f.bytes >= f.packets.saturating_mul(MIN_DATA_PACKET_BYTES)
                 && !g.destinations.0.contains(&key)
                 && self
                     .disabled
@@ -1161,8 +1178,9 @@ impl Detection {
 }
 
 /// A destination as a group remembers it: the remote /24 (IPv4) or /48
-/// (IPv6), the port and the protocol.
-fn dest_key(remote: IpAddr, port: u16, proto: u8) -> u64 {
+/// (IPv6). Ports are left out: a service the group already uses that adds
+/// a port (RTP next to TLS) is not a new destination; a new network is.
+fn dest_key(remote: IpAddr) -> u64 {
     let net: [u8; 8] = match remote.to_canonical() {
         IpAddr::V4(v) => {
             let o = v.octets();
@@ -1173,5 +1191,5 @@ fn dest_key(remote: IpAddr, port: u16, proto: u8) -> u64 {
             [6, o[0], o[1], o[2], o[3], o[4], o[5], 0]
         }
     };
-    fnv1a(&[&net, &port.to_be_bytes(), &[proto]])
+    fnv1a(&[&net])
 }
