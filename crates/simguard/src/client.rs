@@ -37,6 +37,17 @@ impl ApiClient {
         }
     }
 
+    pub async fn get(&self, path: &str) -> Result<serde_json::Value> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {}{path}", self.base))?;
+        Self::check(resp).await
+    }
+
     pub async fn send<B: Serialize>(
         &self,
         method: reqwest::Method,

@@ -2,6 +2,7 @@
 
 mod client;
 mod cmd;
+mod score;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,7 +30,9 @@ enum Command {
     /// Run the platform with a simulated fleet on embedded defaults and print the API URL and token.
     Demo(cmd::demo::DemoArgs),
     /// Drive a running server with a simulated fleet over RADIUS (load generator).
-    Sim(cmd::sim::SimArgs),
+    Sim(Box<cmd::sim::SimArgs>),
+    /// Run an attack-lab scenario through a real server and score detection against its ground truth.
+    Eval(cmd::eval::EvalArgs),
     /// Print the commented default configuration.
     Configfile,
     /// Import inventory from CSV into a running server.
@@ -62,7 +65,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => cmd::serve::run(config).await,
             Command::Demo(a) => cmd::demo::run(a).await,
-            Command::Sim(a) => cmd::sim::run(a).await,
+            Command::Sim(a) => cmd::sim::run(*a).await,
+            Command::Eval(a) => cmd::eval::run(a).await,
             Command::Configfile => {
                 print!("{}", simguard_server::config::TEMPLATE);
                 Ok(())

@@ -1,4 +1,5 @@
 pub mod demo;
+pub mod eval;
 pub mod fleet_inventory;
 pub mod import;
 pub mod serve;
