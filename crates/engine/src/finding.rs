@@ -45,6 +45,8 @@ pub enum FindingKind {
     Ddos,
     /// Many DNS queries to resolvers: water torture (random subdomains of one domain).
     DnsWaterTorture,
+    /// A session to a command-and-control port (telnet, IRC) held by the device.
+    CommandAndControl,
     /// The IMEI (or its TAC) changed against the bound or first-seen IMEI.
     SimSwap,
     /// An IMSI that is not in the inventory is using the network.
@@ -58,7 +60,7 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 19] = [
+    pub const ALL: [FindingKind; 20] = [
         FindingKind::DeclaredVolume,
         FindingKind::DeclaredRhythm,
         FindingKind::ActiveHours,
@@ -73,6 +75,7 @@ impl FindingKind {
         FindingKind::Scanning,
         FindingKind::Ddos,
         FindingKind::DnsWaterTorture,
+        FindingKind::CommandAndControl,
         FindingKind::SimSwap,
         FindingKind::Unprovisioned,
         FindingKind::Silent,
@@ -96,6 +99,7 @@ impl FindingKind {
             FindingKind::Scanning => "scanning",
             FindingKind::Ddos => "ddos",
             FindingKind::DnsWaterTorture => "dns_water_torture",
+            FindingKind::CommandAndControl => "c2_channel",
             FindingKind::SimSwap => "sim_swap",
             FindingKind::Unprovisioned => "unprovisioned",
             FindingKind::Silent => "silent",
@@ -116,9 +120,10 @@ impl FindingKind {
             FindingKind::CohortOutlier => Detector::Cohort,
             FindingKind::NewDestination => Detector::Destinations,
             FindingKind::PolicyViolation => Detector::Policy,
-            FindingKind::Scanning | FindingKind::Ddos | FindingKind::DnsWaterTorture => {
-                Detector::Botnet
-            }
+            FindingKind::Scanning
+            | FindingKind::Ddos
+            | FindingKind::DnsWaterTorture
+            | FindingKind::CommandAndControl => Detector::Botnet,
             FindingKind::SimSwap | FindingKind::Unprovisioned => Detector::Identity,
             FindingKind::Silent | FindingKind::Flapping => Detector::Connectivity,
             FindingKind::Overload => Detector::Overload,

@@ -1022,3 +1022,127 @@ fn the_same_journal_gives_the_same_findings_and_a_snapshot_changes_nothing() {
     joined.extend(findings(&second_half));
     assert_eq!(joined, fa);
 }
+
+#[test]
+fn a_single_flow_udp_plain_flood_is_found_and_a_long_stream_is_not() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let target = IpAddr::V4(Ipv4Addr::new(86, 136, 151, 56));
+    let onset = T0 + HOUR;
+    // IoT-23 34-1/44-1 shape: one UDP flow to port 80, 300 s, 1.3 M packets.
+    let mut flood = flow(
+        onset,
+        me(1),
+        38_897,
+        target,
+        80,
+        17,
+        0,
+        1_781_371_410,
+        1_305_034,
+    );
+    flood.end = onset + 300 * S;
+    // Twin: a 300 s video stream, 40 packets/s.
+    let mut stream = flow(
+        onset,
+        me(2),
+        5_004,
+        IpAddr::V4(Ipv4Addr::new(52, 9, 9, 9)),
+        5_004,
+        17,
+        0,
+        15_600_000,
+        12_000,
+    );
+    stream.end = onset + 300 * S;
+    ev.push(batch(vec![flood, stream]));
+    let out = run(&ev);
+    let f = first(&out, 1, FindingKind::Ddos).expect("udp plain flood");
+    assert!(f
+        .evidence
+        .facts
+        .iter()
+        .any(|x| x.name == "vector" && x.observed == "udp"));
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn a_telnet_or_irc_session_is_a_c2_channel_and_https_is_not() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let c2 = IpAddr::V4(Ipv4Addr::new(46, 101, 251, 172));
+    let onset = T0 + HOUR;
+    let mut session = flow(onset, me(1), 51_834, c2, 23, 6, 0x1b, 18_203, 337);
+    session.end = onset + 6_803 * S;
+    let mut https = flow(
+        onset,
+        me(2),
+        51_834,
+        IpAddr::V4(Ipv4Addr::new(52, 1, 1, 1)),
+        443,
+        6,
+        0x1b,
+        18_203,
+        337,
+    );
+    https.end = onset + 6_803 * S;
+    ev.push(batch(vec![session, https]));
+    let out = run(&ev);
+    let f = first(&out, 1, FindingKind::CommandAndControl).expect("c2");
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(f.evidence.summary.contains("port 23"));
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}
+
+#[test]
+fn beaconing_to_a_never_seen_destination_and_retries_to_a_known_one() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let known = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
+    let torii = IpAddr::V4(Ipv4Addr::new(66, 85, 157, 90));
+    for h in 0..26 {
+        for n in 1..=2 {
+            ev.push(batch(vec![flow(
+                T0 + h * HOUR + n as i64,
+                me(n),
+                40_000,
+                known,
+                443,
+                6,
+                0x1b,
+                2_000,
+                8,
+            )]));
+        }
+    }
+    // Day 2: device 1 retries a SYN to a new host every 2 minutes (Torii's C&C);
+    // device 2 retries its known head-end the same way.
+    let onset = T0 + 26 * HOUR;
+    for i in 0..6 {
+        ev.push(batch(vec![flow(
+            onset + i * 2 * MIN,
+            me(1),
+            38_086,
+            torii,
+            443,
+            6,
+            0x02,
+            180,
+            3,
+        )]));
+        ev.push(batch(vec![flow(
+            onset + i * 2 * MIN,
+            me(2),
+            38_086,
+            known,
+            443,
+            6,
+            0x02,
+            180,
+            3,
+        )]));
+    }
+    let out = run(&ev);
+    let f = first(&out, 1, FindingKind::NewDestination).expect("beaconing");
+    assert_eq!(f.time, onset + 4 * 2 * MIN, "at the fifth attempt");
+    assert_eq!(f.onset, onset);
+    assert!(f.evidence.summary.contains("C&C-like"));
+    assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
+}

@@ -200,6 +200,17 @@ pub fn cell_text(c: &Cell) -> String {
 /// (of a download), not data the device sends.
 const MIN_DATA_PACKET_BYTES: u64 = 200;
 
+/// A single flow this many times `ddos_min_pps` is a flood by itself.
+const SINGLE_FLOW_FLOOD_FACTOR: u64 = 10;
+
+/// Ports of bot command-and-control sessions (telnet, IRC, Mirai's report port).
+const C2_PORTS: [u16; 5] = [23, 2323, 6667, 6697, 48101];
+
+/// Attempts to one never-seen destination that make beaconing.
+const BEACON_ATTEMPTS: u16 = 5;
+/// ...within this long.
+const BEACON_WINDOW_SECS: u32 = 3_600;
+
 /// IoT services that Mirai-family bots scan for (telnet first).
 const IOT_PORTS: [u16; 10] = [23, 2323, 22, 80, 8080, 81, 7547, 5555, 37215, 52869];
 
@@ -1037,6 +1048,72 @@ impl Detection {
                 }
             }
         }
+        // A single flow that is a flood on its own (Mirai's "UDP plain":
+        // kernel sockets, one fixed port, the highest packet rate): far
+        // beyond any device's stream, whatever its ports.
+        let b = st.burst.get_or_insert_with(Default::default);
+        let flow_ms = (f.end - f.start).max(1_000) as u64;
+        let flow_pps = f.packets.saturating_mul(1_000) / flow_ms;
+        if b.raised & Burst::DDOS == 0
+            && flow_pps >= u64::from(opts.ddos_min_pps) * SINGLE_FLOW_FLOOD_FACTOR
+        {
+            b.raised |= Burst::DDOS;
+            if botnet && st.allow(FindingKind::Ddos, time, opts.cooldown_secs) {
+                let vector = match (f.proto, f.tcp_flags & 0x12) {
+                    (47, _) => "gre",
+                    (6, 0x02) => "syn",
+                    (6, _) => "ack",
+                    _ => "udp",
+                };
+                let mut d = Draft::new(
+                    FindingKind::Ddos,
+                    Severity::Critical,
+                    85,
+                    format!(
+                        "{vector} flood: one flow of {flow_pps} packets/s ({}) to {remote} port {port}",
+                        bytes_text(f.bytes)
+                    ),
+                )
+                .fact("vector", vector, None)
+                .fact(
+                    "packets_per_second",
+                    flow_pps,
+                    Some(format!(
+                        "below {}",
+                        u64::from(opts.ddos_min_pps) * SINGLE_FLOW_FLOOD_FACTOR
+                    )),
+                )
+                .fact("target", remote, None)
+                .baseline("botnet heuristics (Mirai attack vectors: UDP plain)");
+                d.onset = f.start.max(0);
+                drafts.push(d);
+            }
+        }
+        // Command and control: the device holds a TCP session to a
+        // telnet or IRC port. IoT devices do not log in anywhere by telnet;
+        // Mirai's bots keep their C2 session on 23, IoT-23's on 6667.
+        if f.proto == 6
+            && C2_PORTS.contains(&port)
+            && (f.tcp_flags & 0x12 == 0x12 || f.end - f.start >= 60_000)
+            && f.packets > 2
+            && botnet
+            && st.allow(FindingKind::CommandAndControl, time, opts.cooldown_secs)
+        {
+            let mut d = Draft::new(
+                FindingKind::CommandAndControl,
+                Severity::Critical,
+                80,
+                format!(
+                    "TCP session to {remote} port {port} for {} ({} packets): a bot's command-and-control channel",
+                    duration_text(((f.end - f.start) / 1000).max(0) as u64),
+                    f.packets
+                ),
+            )
+            .fact("remote", format!("{remote}:{port}/tcp"), Some("no telnet/IRC sessions from an IoT device".into()))
+            .baseline("botnet heuristics (Mirai C2 on 23, IRC on 6667, scan reports on 48101)");
+            d.onset = f.start.max(0);
+            drafts.push(d);
+        }
         let b = st.burst.get_or_insert_with(Default::default);
         // DNS water torture: a query flood to resolvers.
         if b.raised & Burst::DNS == 0 && u64::from(b.dns) >= u64::from(opts.dns_min_qps) * secs {
@@ -1062,6 +1139,7 @@ impl Detection {
         }
 
         // New destination for the group.
+        let dest_on = self.enabled(group, Detector::Destinations);
         if let Some(gs) = group {
             let g = self.groups.entry(gs).or_default();
             if g.first_flow == 0 {
@@ -1071,15 +1149,46 @@ impl Detection {
             let learning = time < g.first_flow + i64::from(opts.destinations_warmup_secs) * 1000;
             if learning {
                 g.learn_destination(key);
-            } else if f.bytes >= opts.new_destination_min_bytes
+            } else if !g.destinations.0.contains(&key) && dest_on {
+                // Beaconing: repeated attempts to the same never-seen
+                // destination, however small (C2 polling, retried SYNs).
+                let now_s = (time / 1000).clamp(0, i64::from(u32::MAX)) as u32;
+                let c = &mut st.beacon;
+                if c.key == key && now_s.saturating_sub(c.first) <= BEACON_WINDOW_SECS {
+                    c.count = c.count.saturating_add(1);
+                } else if c.count < 2 || now_s.saturating_sub(c.first) > BEACON_WINDOW_SECS {
+                    *c = state::Beacon {
+                        key,
+                        first: now_s,
+                        count: 1,
+                    };
+                }
+                if c.count == BEACON_ATTEMPTS
+                    && st.allow(FindingKind::NewDestination, time, opts.cooldown_secs * 6)
+                {
+                    let mut d = Draft::new(
+                        FindingKind::NewDestination,
+                        Severity::Major,
+                        70,
+                        format!(
+                            "{BEACON_ATTEMPTS} connections to {remote} port {port}/{} within {}, a destination its group never used (C&C-like)",
+                            f.proto,
+                            duration_text(u64::from(now_s.saturating_sub(st.beacon.first)))
+                        ),
+                    )
+                    .fact("destination", format!("{remote}:{port}/{}", f.proto), Some("destinations of the group".into()))
+                    .fact("attempts", BEACON_ATTEMPTS, None)
+                    .baseline(format!("destinations its group used ({} known)", g.destinations.0.len()));
+                    d.onset = i64::from(st.beacon.first) * 1000;
+                    drafts.push(d);
+                }
+            }
+            if !learning && f.bytes >= opts.new_destination_min_bytes
                 // Data, not the acknowledgements of a download: pure ACK
                 // streams average 40-70 bytes a packet.
                 && f.bytes >= f.packets.saturating_mul(MIN_DATA_PACKET_BYTES)
                 && !g.destinations.0.contains(&key)
-                && self
-                    .disabled
-                    .get(&gs)
-                    .is_none_or(|m| m & Detector::Destinations.bit() == 0)
+                && dest_on
                 && st.allow(FindingKind::NewDestination, time, opts.cooldown_secs * 6)
             {
                 let d = Draft::new(

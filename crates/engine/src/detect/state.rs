@@ -106,8 +106,19 @@ pub struct DeviceDetect {
     pub silent_reported: bool,
     /// Last time (Unix minutes) each recently raised kind was raised.
     pub cooldown: [(u8, u32); COOLDOWNS],
+    /// The never-seen destination this device tried most recently.
+    pub beacon: Beacon,
     /// Scan and flood counters: only devices with flows have one.
     pub burst: Option<Box<Burst>>,
+}
+
+/// Repeated attempts to one never-seen destination (see `detect`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Beacon {
+    pub key: u64,
+    /// Unix seconds of the first attempt.
+    pub first: u32,
+    pub count: u16,
 }
 
 impl DeviceDetect {
