@@ -156,6 +156,7 @@ enum Step {
 }
 
 struct Instance {
+    id: usize,
     kind: AttackKind,
     /// The attacked device; cell-overload has `extras` instead.
     device: Option<u32>,
@@ -214,7 +215,6 @@ pub(crate) struct Overlay {
     /// Per device: pending firmware downloads (due time, bytes), earliest first.
     firmware: Vec<Vec<(u64, u64)>>,
     pub out: Vec<OutFlow>,
-    barrier: bool,
     base_devices: u32,
     firmware_downloads: u64,
     scratch_ports: Vec<u16>,
@@ -277,6 +277,7 @@ impl Overlay {
                     (Some(d), 0..0)
                 };
                 instances.push(Instance {
+                    id,
                     kind: spec.kind,
                     device,
                     extras,
@@ -330,7 +331,6 @@ impl Overlay {
             dev_instance,
             firmware,
             out: Vec::new(),
-            barrier: false,
             base_devices: base,
             firmware_downloads: 0,
             scratch_ports: Vec::new(),
@@ -346,13 +346,6 @@ impl Overlay {
             .collect()
     }
 
-    /// True once, after flows were emitted for a session that began moments ago: the
-    /// sender should let its accounting be answered (and so journaled) before the
-    /// flows, or the collector could see an address before its owner.
-    pub fn take_barrier(&mut self) -> bool {
-        std::mem::take(&mut self.barrier)
-    }
-
     /// An overlay event at `t`.
     pub fn on_event(&mut self, id: usize, t: u64, devices: &mut [Device], sched: &mut Vec<Sched>) {
         let Some(inst) = self.instances.get_mut(id) else {
@@ -363,14 +356,7 @@ impl Overlay {
             Phase::Active if inst.kind.is_flood() => {
                 if let Some(d) = inst.device {
                     if let Some(dev) = devices.get_mut(d as usize) {
-                        flood_tick(
-                            inst,
-                            &mut self.scratch_ports,
-                            dev,
-                            t,
-                            &mut self.out,
-                            &mut self.barrier,
-                        );
+                        flood_tick(inst, &mut self.scratch_ports, dev, t, &mut self.out);
                     }
                 }
                 if t + 1_000 <= inst.until_ms {
@@ -637,13 +623,13 @@ fn onset(inst: &mut Instance, id: usize, t: u64, devices: &mut [Device], sched: 
         AttackKind::RoamingDisallowed => {
             let here = dev.loc.country;
             // A truck reaches a non-allowed neighbour in minutes; from elsewhere the
-            // SIM travels for hours (at about 80 km/h) before it shows up there.
+            // SIM is flown there (an hour to and from the airports, 700 km/h between).
             let (dest, gap) = match geo::COUNTRIES[usize::from(here) % geo::COUNTRIES.len()].iso {
                 "DE" | "FR" | "AT" => (geo::CH, uniform(&mut inst.rng, 60_000, 300_000)),
                 "PL" => (geo::UA, uniform(&mut inst.rng, 60_000, 300_000)),
                 _ => {
                     let km = geo::distance_km(here, geo::CH);
-                    (geo::CH, ((km / 80.0) * 3_600_000.0) as u64)
+                    (geo::CH, 3_600_000 + ((km / 700.0) * 3_600_000.0) as u64)
                 }
             };
             inst.origin = Some(dev.loc);
@@ -660,7 +646,7 @@ fn onset(inst: &mut Instance, id: usize, t: u64, devices: &mut [Device], sched: 
             inst.detail.insert("gap_secs".into(), json!(gap / 1_000));
             relocate_or_restart(inst, dev, t);
             sched.push(Sched::Device(d));
-            sched.push(Sched::Event(id, until));
+            // The stay abroad lasts `duration` from the arrival; see `hook`.
         }
         AttackKind::ImpossibleTravel => {
             if !dev.in_session() {
@@ -766,7 +752,10 @@ fn end(inst: &mut Instance, t: u64, devices: &mut [Device], sched: &mut Vec<Sche
                 return;
             }
             inst.returning = true;
-            inst.gap_ms = uniform(&mut inst.rng, 60_000, 300_000);
+            // Back the way it came: over the border in minutes, or flown back.
+            if inst.gap_ms <= 300_000 {
+                inst.gap_ms = uniform(&mut inst.rng, 60_000, 300_000);
+            }
             if dev.in_session() {
                 dev.force(Action::Stop(CAUSE_LOST_CARRIER), t);
                 inst.step = Step::AwaitStop;
@@ -868,6 +857,9 @@ fn hook(inst: &mut Instance, dev: &mut Device, rec: &Record, sched: &mut Vec<Sch
             }
             (Step::AwaitStart, Kind::Start) => {
                 dev.loc = Location::random_in(&mut inst.rng, inst.dest_country);
+                // The stay abroad lasts the attack's duration from the arrival.
+                let stay = inst.until_ms.saturating_sub(inst.onset_ms);
+                sched.push(Sched::Event(inst.id, t.saturating_add(stay)));
                 inst.detail
                     .insert("to_network".into(), json!(dev.loc.network_text()));
                 inst.detail
@@ -994,7 +986,6 @@ fn flood_tick(
     dev: &mut Device,
     t: u64,
     out: &mut Vec<OutFlow>,
-    barrier: &mut bool,
 ) {
     if !dev.in_session() {
         return;
@@ -1008,9 +999,6 @@ fn flood_tick(
     let from = t.saturating_sub(1_000).max(s.start_ms + 1);
     if from >= t {
         return;
-    }
-    if s.start_ms + 10_000 > t {
-        *barrier = true;
     }
     let span = t - from;
     let secs = t / 1_000;

@@ -281,13 +281,42 @@ struct Ipfix {
     /// infinite speed do not overrun the collector's socket buffer.
     rate: u32,
     t0: Instant,
+    /// Encoded messages waiting for the accounting sent before them to be answered,
+    /// with the generation of the last request sent when they were completed.
+    held: VecDeque<(u32, Vec<u8>, usize)>,
 }
 
 impl Ipfix {
-    /// Sends the messages the exporter has completed. No answer comes back; a failed
-    /// send (no collector listening) just loses the message.
-    async fn send(&mut self) {
-        let mut out = std::mem::take(&mut self.exporter.out);
+    /// Holds the messages the exporter has completed until every request sent so far
+    /// (up to generation `gen`) is answered: the server journals an answered request
+    /// before it answers, so the collector never sees an address before the
+    /// accounting that assigns it, even at infinite speed.
+    fn hold(&mut self, gen: u32) {
+        for (m, n) in self.exporter.out.drain(..) {
+            self.held.push_back((gen, m, n));
+        }
+    }
+
+    /// Sends the held messages whose requests are all answered (through generation
+    /// `through`), or all of them.
+    async fn release(&mut self, through: Option<u32>) {
+        let mut n = 0;
+        for (g, _, _) in &self.held {
+            if through.is_some_and(|w| (w.wrapping_sub(*g) as i32) < 0) {
+                break;
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return;
+        }
+        let batch: Vec<(Vec<u8>, usize)> = self.held.drain(..n).map(|(_, m, r)| (m, r)).collect();
+        self.send(batch).await;
+    }
+
+    /// Sends messages. No answer comes back; a failed send (no collector listening)
+    /// just loses the message.
+    async fn send(&mut self, mut out: Vec<(Vec<u8>, usize)>) {
         for (m, records) in out.drain(..) {
             if self.rate > 0 {
                 let due =
@@ -316,10 +345,27 @@ impl Ipfix {
                 }
             }
         }
-        if self.exporter.out.is_empty() {
-            self.exporter.out = out;
+    }
+}
+
+/// The newest request generation up to which every request is answered (or given up).
+fn answered_through(shared: &Shared, latest: u32) -> u32 {
+    if shared.in_flight.load(Ordering::Acquire) == 0 {
+        return latest;
+    }
+    let mut oldest: Option<u32> = None;
+    for sock in &shared.socks {
+        let t = sock.table.lock();
+        for slot in &t.slots {
+            if slot.state == SlotState::InFlight {
+                oldest = Some(match oldest {
+                    Some(o) if (slot.gen.wrapping_sub(o) as i32) >= 0 => o,
+                    _ => slot.gen,
+                });
+            }
         }
     }
+    oldest.map_or(latest, |o| o.wrapping_sub(1))
 }
 
 /// Hands the flows the scenario overlay emitted to the exporter (and the ground
@@ -343,17 +389,6 @@ fn drain_overlay(
             if let (Some(tx), Some(dev)) = (truth, devices.get(f.device as usize)) {
                 let _ = tx.send(TruthLine::Flow(FlowTruth::from_overlay(dev, &f)));
             }
-        }
-    }
-}
-
-/// Waits (up to `limit`) until every request sent so far is answered or given up.
-async fn wait_answered(shared: &Shared, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-        tokio::select! {
-            _ = shared.freed.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(2)) => {}
         }
     }
 }
@@ -431,6 +466,7 @@ pub(crate) async fn run_with(
             flows: 0,
             rate: cfg.ipfix_rate,
             t0: Instant::now(),
+            held: VecDeque::new(),
         }),
         None => None,
     };
@@ -562,6 +598,13 @@ pub(crate) async fn run_with(
             _ => {}
         }
 
+        if let Some(x) = ipfix.as_mut() {
+            if !x.held.is_empty() {
+                let through = answered_through(&shared, gen_counter);
+                x.release(Some(through)).await;
+            }
+        }
+
         let mut wake: Option<Instant> = None;
         let mut wait_id = false;
         let mut batch = 0usize;
@@ -570,9 +613,6 @@ pub(crate) async fn run_with(
             while batch < SEND_BATCH {
                 let next = gen.peek(sim_now);
                 if gen.overlay.as_ref().is_some_and(|o| !o.out.is_empty()) {
-                    if gen.overlay.as_mut().is_some_and(|o| o.take_barrier()) {
-                        wait_answered(&shared, cfg.timeout).await;
-                    }
                     drain_overlay(
                         &mut gen.overlay,
                         &gen.devices,
@@ -581,9 +621,7 @@ pub(crate) async fn run_with(
                     );
                     if let Some(x) = ipfix.as_mut() {
                         x.exporter.after_record(gen.next_time());
-                        if !x.exporter.out.is_empty() {
-                            x.send().await;
-                        }
+                        x.hold(gen_counter);
                     }
                 }
                 match next {
@@ -593,7 +631,7 @@ pub(crate) async fn run_with(
                         send_end = now;
                         if let Some(x) = ipfix.as_mut() {
                             x.exporter.flush();
-                            x.send().await;
+                            x.hold(gen_counter);
                         }
                         break;
                     }
@@ -693,9 +731,7 @@ pub(crate) async fn run_with(
                         shared.truth.as_ref(),
                     );
                     x.exporter.after_record(gen.next_time());
-                    if !x.exporter.out.is_empty() {
-                        x.send().await;
-                    }
+                    x.hold(gen_counter);
                 }
             }
         }
@@ -723,7 +759,9 @@ pub(crate) async fn run_with(
             Phase::Abandoning(d) => deadline = deadline.min(d),
             Phase::Draining => {}
         }
-        let watch_freed = wait_id || phase != Phase::Sending;
+        // Held flows go out as soon as the answers they wait for are in.
+        let holding = ipfix.as_ref().is_some_and(|x| !x.held.is_empty());
+        let watch_freed = wait_id || phase != Phase::Sending || holding;
         tokio::select! {
             _ = tokio::time::sleep_until(deadline.into()) => {}
             _ = shared.freed.notified(), if watch_freed => {}
@@ -742,7 +780,8 @@ pub(crate) async fn run_with(
     // Flows of records sent before a stop by time or signal.
     if let Some(x) = ipfix.as_mut() {
         x.exporter.flush();
-        x.send().await;
+        x.hold(gen_counter);
+        x.release(None).await;
     }
     let _ = stop_tx.send(true);
     let mut hist: Option<Histogram<u64>> = Histogram::new_with_bounds(1, HIST_MAX_US, 3).ok();

@@ -602,7 +602,6 @@ impl Scenario {
                 return Err(bad(field("share"), "must be between 0 and 1".into()));
             }
         }
-        let mut needed: BTreeMap<Profile, u64> = BTreeMap::new();
         let mut extra: u64 = 0;
         for (i, a) in self.attacks.iter().enumerate() {
             let field = |x: &str| format!("attack[{i}].{x}");
@@ -666,9 +665,7 @@ impl Scenario {
                         "only cell-overload takes a number of devices".into(),
                     ));
                 }
-                (_, None) => {
-                    *needed.entry(a.profile()).or_default() += u64::from(a.count);
-                }
+                (_, None) => {}
             }
             if a.kind == AttackKind::ImpossibleTravel && !a.profile().always_on() {
                 return Err(bad(
@@ -685,17 +682,19 @@ impl Scenario {
         }
         // Each attacked device carries one attack, so that its label says all it did.
         let share = 1.0 - self.fleet.unprovisioned_share;
-        for (p, n) in needed {
+        let mut used: BTreeMap<Profile, u64> = BTreeMap::new();
+        for (i, a) in self.attacks.iter().enumerate() {
+            if a.kind == AttackKind::CellOverload {
+                continue;
+            }
+            let p = a.profile();
+            let n = used.entry(p).or_default();
+            *n += u64::from(a.count);
             let have = (f64::from(counts[p.index()]) * share).floor() as u64;
-            if n > have {
-                let i = self
-                    .attacks
-                    .iter()
-                    .rposition(|a| a.kind != AttackKind::CellOverload && a.profile() == p)
-                    .unwrap_or(0);
+            if *n > have {
                 return Err(bad(
                     format!("attack[{i}].profile"),
-                    format!("the attacks need {n} provisioned {p} devices but the fleet has about {have}"),
+                    format!("the attacks up to this one need {n} provisioned {p} devices but the fleet has about {have}"),
                 ));
             }
         }

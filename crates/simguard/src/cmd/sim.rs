@@ -5,7 +5,7 @@ use crate::client::ApiClient;
 use crate::cmd::fleet_inventory;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use simguard_sim::{Mode, ProfileMix, SimConfig};
+use simguard_sim::{Mode, ProfileMix, Scenario, ScenarioRun, SimConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,9 +37,10 @@ pub struct SimArgs {
     /// Profile weights, e.g. "smart-meter=50,pallet-tracker=25,camera=5".
     #[arg(long)]
     pub mix: Option<String>,
-    /// Simulated seconds per wall second.
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
+    /// Simulated seconds per wall second (default 1; with --scenario, as fast as the
+    /// server answers).
+    #[arg(long)]
+    pub speed: Option<f64>,
     /// Simulated start time, Unix seconds (default: now).
     #[arg(long)]
     pub start: Option<u64>,
@@ -87,6 +88,20 @@ pub struct SimArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run an attack-lab scenario (TOML, see scenarios/): its fleet, time span,
+    /// benign variety and attacks replace --devices, --seed, --mix, --start and
+    /// --sim-duration.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// With --scenario: write the ground-truth labels here, one JSON line per attack.
+    #[arg(long, value_name = "OUT.jsonl", requires = "scenario")]
+    pub labels: Option<PathBuf>,
+    /// With --scenario: write the run's report (labels, benign IMSIs, device-days) as JSON.
+    #[arg(long, value_name = "FILE", requires = "scenario")]
+    pub report: Option<PathBuf>,
+    /// With --scenario: most IPFIX flow records per second (0: no limit).
+    #[arg(long, default_value_t = 100_000)]
+    pub flow_rate: u32,
 }
 
 /// Boxed so that `SimArgs` stays small enough for the `Command` enum (clippy's
@@ -105,7 +120,7 @@ pub fn config_from(a: &SimArgs) -> Result<SimConfig> {
         c.mix = m.parse().map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
     }
     c.unprovisioned_share = a.unprovisioned_share;
-    c.speed = a.speed;
+    c.speed = a.speed.unwrap_or(1.0);
     c.start_unix = a.start.unwrap_or(0);
     c.rate = a.rate;
     c.duration = a.duration.map(Duration::from_secs_f64);
@@ -130,7 +145,74 @@ pub fn config_from(a: &SimArgs) -> Result<SimConfig> {
     Ok(c)
 }
 
+/// How `simguard sim --scenario` runs the scenario.
+pub fn scenario_run(a: &SimArgs) -> Result<ScenarioRun> {
+    let mut r = ScenarioRun::new(a.target, a.secret.clone());
+    r.ipfix_target = a.ipfix_target.as_deref().copied();
+    r.labels_path = a.labels.clone();
+    r.record_to = a.record.clone();
+    r.speed = a.speed.unwrap_or(f64::INFINITY);
+    if r.speed.is_nan() || r.speed <= 0.0 {
+        anyhow::bail!("--speed must be positive");
+    }
+    r.rate = a.rate;
+    r.flow_rate = a.flow_rate;
+    r.sockets = a.sockets;
+    r.timeout = Duration::from_secs_f64(a.timeout);
+    r.retries = a.retries;
+    r.ipfix_observation_domain = a.ipfix_domain;
+    Ok(r)
+}
+
+async fn run_scenario(a: &SimArgs, path: &std::path::Path) -> Result<()> {
+    if matches!(a.mode, SimMode::Load) {
+        anyhow::bail!("--scenario needs --mode fleet");
+    }
+    let scenario = Scenario::load(path)?;
+    if let Some(url) = &a.provision {
+        let token = a
+            .token
+            .clone()
+            .or_else(|| std::env::var("SIMGUARD_ADMIN_TOKEN").ok())
+            .context("--provision needs --token or SIMGUARD_TOKEN")?;
+        let api = ApiClient::new(url, &token)?;
+        let n = fleet_inventory::provision_scenario(&api, &scenario, &scenario.devices()).await?;
+        eprintln!("provisioned {n} devices into {url}");
+    }
+    let mut run = scenario_run(a)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::cmd::serve::stop_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    run.shutdown = Some(stop_rx);
+    let report = simguard_sim::run_scenario(&scenario, run).await?;
+    if let Some(p) = &a.report {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.sim);
+        println!(
+            "scenario        {} ({} attack instances labelled, {} benign devices, {:.1} benign device-days after warm-up)",
+            report.scenario,
+            report.labels.len(),
+            report.benign_imsis.len(),
+            report.benign_device_days
+        );
+        if let Some(p) = &a.labels {
+            println!("labels          {}", p.display());
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(a: SimArgs) -> Result<()> {
+    if let Some(path) = a.scenario.clone() {
+        return run_scenario(&a, &path).await;
+    }
     let cfg = config_from(&a)?;
     if let Some(url) = &a.provision {
         let token = a
