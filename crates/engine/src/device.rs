@@ -60,15 +60,15 @@ pub struct Session {
     pub down_packets: u64,
 }
 
-/// What is remembered of a closed session: enough to ignore its late records.
+/// What is remembered of a closed session: enough to ignore its late
+/// records. Only octets: usage counts octets, and late packet counts of a
+/// closed session change nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct ClosedSession {
     /// 0 = empty slot.
     pub key: u64,
     pub up: u64,
     pub down: u64,
-    pub up_packets: u64,
-    pub down_packets: u64,
 }
 
 /// Usage in the current billing period (calendar month, UTC) and in total.
@@ -312,8 +312,6 @@ impl Device {
             // count only counter growth beyond what was counted, never reopen.
             du = growth(r.up_octets, &mut c.up);
             dd = growth(r.down_octets, &mut c.down);
-            growth(r.up_packets, &mut c.up_packets);
-            growth(r.down_packets, &mut c.down_packets);
         } else if let Some(pos) = self.sessions.iter().position(|s| s.key == key) {
             let s = &mut self.sessions[pos];
             du = growth(r.up_octets, &mut s.up);
@@ -339,8 +337,6 @@ impl Device {
                     key,
                     up: s.up,
                     down: s.down,
-                    up_packets: s.up_packets,
-                    down_packets: s.down_packets,
                 });
             }
         } else {
@@ -355,8 +351,6 @@ impl Device {
                     key,
                     up: r.up_octets,
                     down: r.down_octets,
-                    up_packets: r.up_packets,
-                    down_packets: r.down_packets,
                 });
             } else {
                 if self.sessions.len() >= MAX_OPEN_SESSIONS {
@@ -370,8 +364,6 @@ impl Device {
                             key: s.key,
                             up: s.up,
                             down: s.down,
-                            up_packets: s.up_packets,
-                            down_packets: s.down_packets,
                         });
                     }
                 }
@@ -500,8 +492,6 @@ impl Device {
                     key: s.key,
                     up: s.up,
                     down: s.down,
-                    up_packets: s.up_packets,
-                    down_packets: s.down_packets,
                 });
             } else {
                 i += 1;

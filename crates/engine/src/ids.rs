@@ -5,14 +5,17 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::num::NonZeroU64;
 
 /// A string of 1 to 16 decimal digits packed into a u64, keeping its length so
 /// that leading zeros survive ("001010000000001" is a valid test-network IMSI).
 ///
 /// Layout: the top 8 bits hold the digit count, the low 56 bits the value
-/// (10^16 < 2^56). Ordering is by length, then by value.
+/// (10^16 < 2^56). Ordering is by length, then by value. The length is at
+/// least 1, so the packed form is never zero and `Option<Digits>` costs no
+/// more than a `Digits` (a device holds four of them).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Digits(u64);
+pub struct Digits(NonZeroU64);
 
 const VALUE_BITS: u32 = 56;
 const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
@@ -33,11 +36,11 @@ impl Digits {
             }
             v = v * 10 + u64::from(c - b'0');
         }
-        Some(Digits(((b.len() as u64) << VALUE_BITS) | v))
+        NonZeroU64::new(((b.len() as u64) << VALUE_BITS) | v).map(Digits)
     }
 
     pub fn len(self) -> usize {
-        (self.0 >> VALUE_BITS) as usize
+        (self.0.get() >> VALUE_BITS) as usize
     }
 
     pub fn is_empty(self) -> bool {
@@ -45,16 +48,16 @@ impl Digits {
     }
 
     pub fn value(self) -> u64 {
-        self.0 & VALUE_MASK
+        self.0.get() & VALUE_MASK
     }
 
     /// The raw packed form, stable across versions: used as the map key and in the store.
     pub fn packed(self) -> u64 {
-        self.0
+        self.0.get()
     }
 
     pub fn from_packed(v: u64) -> Option<Digits> {
-        let d = Digits(v);
+        let d = Digits(NonZeroU64::new(v)?);
         let len = d.len();
         if len == 0 || len > Self::MAX_LEN || d.value() >= 10u64.pow(len as u32) {
             return None;
@@ -69,7 +72,7 @@ impl Digits {
             return None;
         }
         let v = self.value() / 10u64.pow((len - n) as u32);
-        Some(Digits(((n as u64) << VALUE_BITS) | v))
+        NonZeroU64::new(((n as u64) << VALUE_BITS) | v).map(Digits)
     }
 }
 

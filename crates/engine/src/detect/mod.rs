@@ -1153,7 +1153,7 @@ impl Detection {
                 // Beaconing: repeated attempts to the same never-seen
                 // destination, however small (C2 polling, retried SYNs).
                 let now_s = (time / 1000).clamp(0, i64::from(u32::MAX)) as u32;
-                let c = &mut st.beacon;
+                let c = &mut st.burst.get_or_insert_with(Default::default).beacon;
                 if c.key == key && now_s.saturating_sub(c.first) <= BEACON_WINDOW_SECS {
                     c.count = c.count.saturating_add(1);
                 } else if c.count < 2 || now_s.saturating_sub(c.first) > BEACON_WINDOW_SECS {
@@ -1163,7 +1163,8 @@ impl Detection {
                         count: 1,
                     };
                 }
-                if c.count == BEACON_ATTEMPTS
+                let (count, first) = (c.count, c.first);
+                if count == BEACON_ATTEMPTS
                     && st.allow(FindingKind::NewDestination, time, opts.cooldown_secs * 6)
                 {
                     let mut d = Draft::new(
@@ -1173,13 +1174,13 @@ impl Detection {
                         format!(
                             "{BEACON_ATTEMPTS} connections to {remote} port {port}/{} within {}, a destination its group never used (C&C-like)",
                             f.proto,
-                            duration_text(u64::from(now_s.saturating_sub(st.beacon.first)))
+                            duration_text(u64::from(now_s.saturating_sub(first)))
                         ),
                     )
                     .fact("destination", format!("{remote}:{port}/{}", f.proto), Some("destinations of the group".into()))
                     .fact("attempts", BEACON_ATTEMPTS, None)
                     .baseline(format!("destinations its group used ({} known)", g.destinations.0.len()));
-                    d.onset = i64::from(st.beacon.first) * 1000;
+                    d.onset = i64::from(first) * 1000;
                     drafts.push(d);
                 }
             }

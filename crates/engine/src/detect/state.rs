@@ -7,7 +7,7 @@ use crate::traffic::DistinctSketch;
 use serde::{Deserialize, Serialize};
 
 /// Session starts remembered for flapping.
-pub const STARTS: usize = 8;
+pub const STARTS: usize = 6;
 /// Report times remembered for rhythm.
 pub const REPORTS: usize = 4;
 /// Per-report volumes (and intervals) remembered for the baselines.
@@ -72,8 +72,8 @@ impl QRing {
     }
 }
 
-/// Per-device detection state: about 120 bytes inline, plus one [`Burst`]
-/// (about 120 bytes) for devices that have flows.
+/// Per-device detection state, bounded: see `state_sizes_stay_as_documented`
+/// for the bytes, plus one [`Burst`] for devices that have flows.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct DeviceDetect {
     /// Uplink bytes per report (quantized), anomalies excluded.
@@ -104,10 +104,10 @@ pub struct DeviceDetect {
     pub silent_armed: bool,
     /// Whether the current silence was already reported.
     pub silent_reported: bool,
-    /// Last time (Unix minutes) each recently raised kind was raised.
-    pub cooldown: [(u8, u32); COOLDOWNS],
-    /// The never-seen destination this device tried most recently.
-    pub beacon: Beacon,
+    /// Recently raised kinds (kind + 1; 0 = free) and when (Unix minutes),
+    /// for cooldowns. Two arrays, not pairs, to avoid padding.
+    pub cooldown_kinds: [u8; COOLDOWNS],
+    pub cooldown_minutes: [u32; COOLDOWNS],
     /// Scan and flood counters: only devices with flows have one.
     pub burst: Option<Box<Burst>>,
 }
@@ -128,21 +128,20 @@ impl DeviceDetect {
         let k = kind as u8 + 1;
         let minute = (now.max(0) / 60_000).min(i64::from(u32::MAX)) as u32;
         let window = cooldown_secs.div_ceil(60);
-        if let Some(slot) = self.cooldown.iter_mut().find(|(kk, _)| *kk == k) {
-            if minute < slot.1.saturating_add(window) && minute >= slot.1 {
+        if let Some(i) = self.cooldown_kinds.iter().position(|&kk| kk == k) {
+            let last = self.cooldown_minutes[i];
+            if minute < last.saturating_add(window) && minute >= last {
                 return false;
             }
-            slot.1 = minute;
+            self.cooldown_minutes[i] = minute;
             return true;
         }
-        // Forget the kind raised longest ago.
-        if let Some(slot) = self
-            .cooldown
-            .iter_mut()
-            .min_by_key(|(kk, m)| (*kk != 0, *m))
-        {
-            *slot = (k, minute);
-        }
+        // Take a free slot, else forget the kind raised longest ago.
+        let i = (0..COOLDOWNS)
+            .min_by_key(|&i| (self.cooldown_kinds[i] != 0, self.cooldown_minutes[i]))
+            .unwrap_or(0);
+        self.cooldown_kinds[i] = k;
+        self.cooldown_minutes[i] = minute;
         true
     }
 
@@ -205,6 +204,9 @@ pub struct Burst {
     pub target_packets: u64,
     /// Findings already raised in this window (bit per kind).
     pub raised: u8,
+    /// The never-seen destination this device tried most recently (kept
+    /// across windows: beaconing is slower than a burst).
+    pub beacon: Beacon,
 }
 
 impl Burst {
@@ -215,6 +217,7 @@ impl Burst {
     pub fn reset(&mut self, start: i64) {
         *self = Burst {
             start,
+            beacon: self.beacon,
             ..Burst::default()
         };
     }
@@ -285,5 +288,11 @@ mod tests {
         }
         assert_eq!(d.starts_since(0), STARTS);
         assert_eq!(d.starts_since(250), 2, "270 and 300");
+    }
+
+    #[test]
+    fn state_sizes_stay_as_documented() {
+        assert_eq!(std::mem::size_of::<DeviceDetect>(), 176);
+        assert_eq!(std::mem::size_of::<Burst>(), 168);
     }
 }
