@@ -223,27 +223,86 @@ pub fn encode_flow_event(batch: &FlowBatch, buf: &mut Vec<u8>) {
     /// `Event::Flows`' variant index, and the event format version.
     const FLOWS_VARIANT: u8 = 7;
     const FORMAT_V1: u8 = 1;
-    // Upper bound per record: two 10-byte times, two 17-byte addresses,
-    // 3+3 for ports, 2 bytes, two 10-byte counters, 5 for sampling.
-    buf.reserve(32 + batch.exporter.len() + batch.flows.len() * 87);
+    buf.reserve(32 + batch.exporter.len() + batch.flows.len() * 40);
     buf.push(FORMAT_V1);
     buf.push(FLOWS_VARIANT);
-    varint(buf, batch.exporter.len() as u64);
+    let mut head = Encoded::default();
+    head.varint(batch.exporter.len() as u64);
+    buf.extend_from_slice(head.bytes());
     buf.extend_from_slice(batch.exporter.as_bytes());
-    varint(buf, zigzag(batch.received));
-    varint(buf, batch.flows.len() as u64);
+    let mut head = Encoded::default();
+    head.varint(zigzag(batch.received));
+    head.varint(batch.flows.len() as u64);
+    buf.extend_from_slice(head.bytes());
     for f in &batch.flows {
-        varint(buf, zigzag(f.start));
-        varint(buf, zigzag(f.end));
-        addr(buf, f.src);
-        addr(buf, f.dst);
-        varint(buf, u64::from(f.src_port));
-        varint(buf, u64::from(f.dst_port));
-        buf.push(f.proto);
-        buf.push(f.tcp_flags);
-        varint(buf, f.bytes);
-        varint(buf, f.packets);
-        varint(buf, u64::from(f.sampling));
+        // Each record is put together on the stack and copied in one go:
+        // pushing byte by byte onto the Vec costs a capacity check per byte.
+        let mut r = Encoded::default();
+        r.varint(zigzag(f.start));
+        r.varint(zigzag(f.end));
+        r.addr(f.src);
+        r.addr(f.dst);
+        r.varint(u64::from(f.src_port));
+        r.varint(u64::from(f.dst_port));
+        r.byte(f.proto);
+        r.byte(f.tcp_flags);
+        r.varint(f.bytes);
+        r.varint(f.packets);
+        r.varint(u64::from(f.sampling));
+        buf.extend_from_slice(r.bytes());
+    }
+}
+
+/// One record's bytes. The most a record takes: two 10-byte times, two
+/// 17-byte addresses, 3 + 3 for the ports, 2 single bytes, two 10-byte
+/// counters and 5 for the sampling interval = 87.
+struct Encoded {
+    b: [u8; 96],
+    n: usize,
+}
+
+impl Default for Encoded {
+    fn default() -> Self {
+        Encoded { b: [0; 96], n: 0 }
+    }
+}
+
+impl Encoded {
+    fn bytes(&self) -> &[u8] {
+        &self.b[..self.n]
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, v: u8) {
+        self.b[self.n] = v;
+        self.n += 1;
+    }
+
+    /// postcard's unsigned integers (u16 and wider): LEB128, low bits first.
+    #[inline(always)]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    /// serde's non-human-readable `IpAddr`: the variant index, then the octets.
+    #[inline(always)]
+    fn addr(&mut self, a: IpAddr) {
+        match a {
+            IpAddr::V4(v) => {
+                self.byte(0);
+                self.b[self.n..self.n + 4].copy_from_slice(&v.octets());
+                self.n += 4;
+            }
+            IpAddr::V6(v) => {
+                self.byte(1);
+                self.b[self.n..self.n + 16].copy_from_slice(&v.octets());
+                self.n += 16;
+            }
+        }
     }
 }
 
@@ -251,31 +310,6 @@ pub fn encode_flow_event(batch: &FlowBatch, buf: &mut Vec<u8>) {
 #[inline(always)]
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
-}
-
-/// postcard's unsigned integers (u16 and wider): LEB128, low bits first.
-#[inline(always)]
-fn varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-/// serde's non-human-readable `IpAddr`: the variant index, then the octets.
-#[inline(always)]
-fn addr(buf: &mut Vec<u8>, a: IpAddr) {
-    match a {
-        IpAddr::V4(v) => {
-            buf.push(0);
-            buf.extend_from_slice(&v.octets());
-        }
-        IpAddr::V6(v) => {
-            buf.push(1);
-            buf.extend_from_slice(&v.octets());
-        }
-    }
 }
 
 impl FlowCollector {
