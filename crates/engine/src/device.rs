@@ -196,6 +196,7 @@ impl Device {
     /// Cache hint for the flow path: the fields a flow reads.
     pub(crate) fn prefetch(&self) {
         crate::prefetch::prefetch(std::ptr::addr_of!(self.traffic));
+        crate::prefetch::prefetch(std::ptr::addr_of!(self.detect));
         crate::prefetch::prefetch_all(std::ptr::addr_of!(self.provisioning));
     }
 

@@ -585,14 +585,22 @@ impl Engine {
             }
         }
         for &(dev, _, time) in found.iter().flatten() {
-            if let Some(p) = self.device_by_ref(dev).traffic.as_deref() {
+            let d = self.device_by_ref(dev);
+            if let Some(p) = d.traffic.as_deref() {
                 p.prefetch(time);
+            }
+            if let Some(st) = d.detect.as_deref() {
+                crate::prefetch::prefetch(std::ptr::addr_of!(st.burst));
             }
         }
         for (a, f) in found.iter().zip(flows) {
             if let Some((dev, dir, _)) = *a {
-                if let Some(p) = self.device_by_ref(dev).traffic.as_deref() {
+                let d = self.device_by_ref(dev);
+                if let Some(p) = d.traffic.as_deref() {
                     p.prefetch_slots(f, dir);
+                }
+                if let Some(b) = d.detect.as_deref().and_then(|st| st.burst.as_deref()) {
+                    crate::prefetch::prefetch_all(b);
                 }
             }
         }
