@@ -124,6 +124,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     println!(
         "  try         curl -s -H 'Authorization: Bearer {token}' '{base}/api/v1/devices?limit=5'"
     );
+    println!("  findings    {base}/api/v1/findings  (live: curl -N -H 'Authorization: Bearer {token}' {base}/api/v1/events)");
     println!("  metrics     {base}/metrics");
     println!("  data        survives restarts; stop with Ctrl-C");
     println!();
