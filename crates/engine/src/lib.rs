@@ -5,6 +5,7 @@
 //! same journal always yields the same state, which is what recovery
 //! (snapshot + replay), backtests and tests rely on.
 
+pub mod admission;
 pub mod detect;
 pub mod device;
 pub mod engine;
