@@ -71,11 +71,15 @@ pub enum RejectReason {
     Retired,
     Unprovisioned,
     /// The reported IMEI's first 14 digits differ from the bound IMEI's.
-    ImeiMismatch { seen: Digits },
+    ImeiMismatch {
+        seen: Digits,
+    },
     /// The group locks the IMEI but the request carries none to check.
     ImeiMissing,
     /// The serving network is not one of the group's allowed networks.
-    NetworkNotAllowed { network: Plmn },
+    NetworkNotAllowed {
+        network: Plmn,
+    },
     /// The serving network's country is not one of the group's allowed
     /// countries (`country` is None when the MCC belongs to no country).
     CountryNotAllowed {
@@ -85,7 +89,9 @@ pub enum RejectReason {
     /// The group restricts networks or countries but the request does not
     /// say where the device is.
     NetworkUnknown,
-    RatNotAllowed { rat: u8 },
+    RatNotAllowed {
+        rat: u8,
+    },
     /// The group restricts RAT types but the request carries none.
     RatUnknown,
 }
@@ -512,7 +518,10 @@ mod tests {
             seen: d("3520990017614923"),
         }
         .to_string();
-        assert!(t.contains("IMEI lock") && t.contains("3520990017614923"), "{t}");
+        assert!(
+            t.contains("IMEI lock") && t.contains("3520990017614923"),
+            "{t}"
+        );
         assert!(!t.contains(BOUND_IMEI), "{t}");
         let t = RejectReason::CountryNotAllowed {
             network: plmn("23415"),

@@ -11,6 +11,9 @@ use crate::ids::Digits;
 use crate::inventory::{DeviceRecord, Group, Lifecycle, Tenant};
 use crate::iptable::{DeviceRef, IpTable};
 use crate::policy::{FirewallPolicy, PolicyAction};
+use crate::rules::{
+    strength, Action, ActionKind, ConnectivityEvent, Rule, RuleMode, RuleState, Signal, UsagePeriod,
+};
 use crate::time::{DAY_MS, HOUR_MS};
 use crate::traffic::{FlowDirection, RecentFlow, Ring, TrafficProfile, Violation};
 use crate::Output;
@@ -318,13 +321,29 @@ pub struct Engine {
     next_housekeeping: i64,
     /// Detection state that is not per device (groups, cells, timers).
     detect: Detection,
-    /// Findings raised so far by the event being applied (their id index).
+    /// Findings and actions raised so far by the event being applied (their id index).
     #[serde(skip)]
     finding_index: usize,
+    /// Response rules by id.
+    rules: BTreeMap<String, Rule>,
+    /// Where each device is on each rule's ladder (devices acted on only).
+    rule_state: BTreeMap<(Digits, String), RuleState>,
+    /// Actions that undo themselves: (when, IMSI, action id) → what to do.
+    expiries: BTreeMap<(i64, Digits, u64), Expiry>,
 }
 
-/// Version 3: detection state. (2: flows; address table, traffic profiles, policies.)
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS3";
+/// A pending reversal of an action with an expiry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Expiry {
+    actor: String,
+    rule: Option<String>,
+    reversal: ActionKind,
+    /// The state the action set: reverted only if the device is still in it.
+    set: Lifecycle,
+}
+
+/// Version 4: response rules. (3: detection; 2: flows.)
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS4";
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
@@ -343,6 +362,9 @@ impl Engine {
             next_housekeeping: i64::MIN,
             detect: Detection::default(),
             finding_index: 0,
+            rules: BTreeMap::new(),
+            rule_state: BTreeMap::new(),
+            expiries: BTreeMap::new(),
         }
     }
 
@@ -379,6 +401,8 @@ impl Engine {
         }
         self.seq = seq;
         self.finding_index = 0;
+        let outputs_from = out.len();
+        let mut signals: Vec<(Digits, i64, Signal)> = Vec::new();
         self.stats.events += 1;
         if let Some(t) = event.time() {
             self.clock = self.clock.max(t);
@@ -413,6 +437,15 @@ impl Engine {
                 }
                 let up_before = dev.usage.total_up;
                 let down_before = dev.usage.total_down;
+                let watch = !self.rules.is_empty();
+                let country_before = dev.network.and_then(|n| n.country());
+                let imei_before = dev.imeisv;
+                let month_before = dev.usage.period_up + dev.usage.period_down;
+                let day_before = dev
+                    .detect
+                    .as_deref()
+                    .filter(|d| i64::from(d.day) == r.time.div_euclid(DAY_MS))
+                    .map_or(0, |d| d.day_up);
                 let key = session_key(&r.nas, &r.session_id);
                 let was_closed = dev.is_closed_session(key);
                 let before = dev
@@ -463,6 +496,17 @@ impl Engine {
                     };
                     self.detect
                         .on_accounting(&self.options.detect, &mut sink, dev, &cx);
+                    if watch {
+                        rule_signals(
+                            dev,
+                            r,
+                            country_before,
+                            imei_before,
+                            month_before,
+                            day_before,
+                            &mut signals,
+                        );
+                    }
                 }
             }
             Event::NasReset(n) => {
@@ -528,6 +572,51 @@ impl Engine {
                     self.apply_flows(round, out);
                 }
             }
+            Event::UpsertRule(rule) => {
+                if rule.validate().is_ok()
+                    && (self.rules.len() < crate::rules::MAX_RULES
+                        || self.rules.contains_key(&rule.id))
+                {
+                    self.rules.insert(rule.id.clone(), rule.clone());
+                    out.push(Output::RuleChanged {
+                        id: rule.id.clone(),
+                    });
+                }
+            }
+            Event::DeleteRule { id } => {
+                if self.rules.remove(id).is_some() {
+                    self.rule_state.retain(|(_, r), _| r != id);
+                    out.push(Output::RuleChanged { id: id.clone() });
+                }
+            }
+            Event::DeviceAction {
+                time,
+                imsi,
+                action,
+                actor,
+                reason,
+                expire_secs,
+            } => {
+                self.act(
+                    *imsi,
+                    *time,
+                    *action,
+                    Actor {
+                        name: actor.clone(),
+                        rule: None,
+                        mode: RuleMode::Enforce,
+                        step: 0,
+                        may_step_down: true,
+                    },
+                    reason.clone(),
+                    None,
+                    *expire_secs,
+                    out,
+                );
+            }
+            Event::ActionResult(res) => {
+                out.push(Output::ActionResult(Box::new(res.clone())));
+            }
             Event::SetPolicy { group, policy } => {
                 // The API validates; a policy that does not is ignored here
                 // so that bad input cannot break the bounds.
@@ -549,9 +638,239 @@ impl Engine {
         // Deadlines fire on every event that moved the clock, ticks included,
         // so expiry happens in event time whether or not wall-clock ticks come.
         self.expire(out);
+        if !self.rules.is_empty() {
+            self.run_rules(out, outputs_from, signals);
+        }
+        self.expire_actions(out);
         if self.clock >= self.next_housekeeping {
             self.housekeeping();
         }
+    }
+
+    /// Feeds this event's findings and connectivity changes (and the usage
+    /// and identity signals of its accounting) to the rules.
+    fn run_rules(
+        &mut self,
+        out: &mut Vec<Output>,
+        from: usize,
+        mut signals: Vec<(Digits, i64, Signal)>,
+    ) {
+        for o in &out[from..] {
+            match o {
+                Output::Finding(f) => {
+                    if let Some(imsi) = f.imsi() {
+                        signals.push((
+                            imsi,
+                            f.time,
+                            Signal::Finding {
+                                id: f.id,
+                                kind: f.kind,
+                                severity: f.severity,
+                                summary: f.evidence.summary.clone(),
+                            },
+                        ));
+                    }
+                }
+                Output::CameOnline { imsi, time } => signals.push((
+                    *imsi,
+                    *time,
+                    Signal::Connectivity {
+                        event: ConnectivityEvent::CameOnline,
+                        detail: "came online".into(),
+                    },
+                )),
+                Output::WentOffline { imsi, time, reason } => signals.push((
+                    *imsi,
+                    *time,
+                    Signal::Connectivity {
+                        event: ConnectivityEvent::WentOffline,
+                        detail: format!("went offline ({})", reason.as_str()),
+                    },
+                )),
+                _ => {}
+            }
+        }
+        for (imsi, time, signal) in signals {
+            let Some(dev) = self.device(imsi) else {
+                continue;
+            };
+            let prov = dev.provisioning.as_ref().map(|p| (p.tenant, p.group));
+            let tenant = prov.map(|(t, _)| self.syms.resolve(t).to_string());
+            let group = prov.map(|(_, g)| self.syms.resolve(g).to_string());
+            let firing: Vec<Rule> = self
+                .rules
+                .values()
+                .filter(|r| {
+                    r.enabled
+                        && signal.matches(&r.trigger)
+                        && r.in_scope(tenant.as_deref(), group.as_deref(), imsi)
+                })
+                .cloned()
+                .collect();
+            for rule in firing {
+                let key = (imsi, rule.id.clone());
+                let st = self.rule_state.entry(key).or_default();
+                if st.count > 0 && time - st.last_action < i64::from(rule.cooldown_secs) * 1000 {
+                    continue;
+                }
+                if st.count == 0
+                    || time - st.window_start > i64::from(rule.escalation_window_secs) * 1000
+                {
+                    st.count = 0;
+                    st.window_start = time;
+                }
+                st.count += 1;
+                st.last_action = time;
+                let i = (st.count as usize - 1).min(rule.steps.len() - 1);
+                let step = rule.steps[i].clone();
+                self.act(
+                    imsi,
+                    time,
+                    step.action,
+                    Actor {
+                        name: format!("rule:{}", rule.id),
+                        rule: Some(rule.id.clone()),
+                        mode: rule.mode,
+                        step: i as u8,
+                        may_step_down: false,
+                    },
+                    signal.reason(),
+                    signal.finding(),
+                    step.expire_secs,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Decides one action: changes the lifecycle when it is enforced, arms
+    /// its expiry, and records it.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &mut self,
+        imsi: Digits,
+        time: i64,
+        kind: ActionKind,
+        actor: Actor,
+        reason: String,
+        finding: Option<u64>,
+        expire_secs: Option<u32>,
+        out: &mut Vec<Output>,
+    ) {
+        let part = &mut self.parts[Self::partition_of(imsi)];
+        let Some(dev) = part.get_mut(&imsi) else {
+            return;
+        };
+        let from = dev.provisioning.as_ref().map(|p| p.lifecycle);
+        let current = from.unwrap_or(Lifecycle::Active);
+        let target = kind.target(current);
+        if let Some(t) = target {
+            // A rule never steps a device down (a blocked device stays
+            // blocked when a throttle rule fires); people may.
+            if !actor.may_step_down && kind.reversal().is_some() && strength(t) < strength(current)
+            {
+                return;
+            }
+        }
+        let enforce_mode = actor.mode == RuleMode::Enforce;
+        let mut to = from;
+        let mut changed = false;
+        if enforce_mode {
+            if let (Some(t), Some(p)) = (target, dev.provisioning.as_mut()) {
+                if p.lifecycle != t {
+                    p.lifecycle = t;
+                    changed = true;
+                    to = Some(t);
+                }
+            }
+        }
+        let id = crate::finding::Finding::make_id(self.seq, self.finding_index);
+        self.finding_index += 1;
+        let expires = match (expire_secs, kind.reversal(), changed) {
+            (Some(secs), Some(reversal), true) => {
+                let at = time + i64::from(secs) * 1000;
+                self.expiries.insert(
+                    (at, imsi, id),
+                    Expiry {
+                        actor: actor.name.clone(),
+                        rule: actor.rule.clone(),
+                        reversal,
+                        set: to.unwrap_or(Lifecycle::Active),
+                    },
+                );
+                Some(at)
+            }
+            _ => None,
+        };
+        let prov = dev.provisioning.as_ref().map(|p| (p.tenant, p.group));
+        if changed {
+            out.push(Output::LifecycleChanged {
+                imsi,
+                time,
+                from: current,
+                to: to.unwrap_or(current),
+                actor: actor.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        out.push(Output::Action(Box::new(Action {
+            id,
+            time,
+            imsi,
+            tenant: prov.map(|(t, _)| self.syms.resolve(t).to_string()),
+            group: prov.map(|(_, g)| self.syms.resolve(g).to_string()),
+            actor: actor.name,
+            rule: actor.rule,
+            kind,
+            mode: actor.mode,
+            reason,
+            finding,
+            from,
+            to,
+            expires,
+            step: actor.step,
+            enforce: changed,
+        })));
+    }
+
+    /// Undoes expired actions whose state the device is still in.
+    fn expire_actions(&mut self, out: &mut Vec<Output>) {
+        let now = self.clock;
+        while let Some((&(at, imsi, action), _)) = self.expiries.first_key_value() {
+            if at > now {
+                break;
+            }
+            let Some(e) = self.expiries.remove(&(at, imsi, action)) else {
+                break;
+            };
+            if self.lifecycle(imsi) != Some(e.set) {
+                continue; // someone changed it since: theirs stands
+            }
+            self.act(
+                imsi,
+                at,
+                e.reversal,
+                Actor {
+                    name: format!("{} (expiry)", e.actor),
+                    rule: e.rule,
+                    mode: RuleMode::Enforce,
+                    step: 0,
+                    may_step_down: true,
+                },
+                format!("action {action} expired"),
+                None,
+                None,
+                out,
+            );
+        }
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.values()
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.get(id)
     }
 
     /// Hourly (event time): forgets address tenures past the retention.
@@ -1090,5 +1409,77 @@ fn track_address(
             }
         }
         (_, Some((None, _))) => {}
+    }
+}
+
+/// Who acts, for `Engine::act`.
+struct Actor {
+    name: String,
+    rule: Option<String>,
+    mode: RuleMode,
+    step: u8,
+    /// People may lower a state; rules only raise it.
+    may_step_down: bool,
+}
+
+/// Usage-threshold and identity signals of one accounting record.
+fn rule_signals(
+    dev: &Device,
+    r: &AcctRecord,
+    country_before: Option<&'static str>,
+    imei_before: Option<Digits>,
+    month_before: u64,
+    day_before: u64,
+    signals: &mut Vec<(Digits, i64, Signal)>,
+) {
+    let country_after = dev.network.and_then(|n| n.country());
+    if let (Some(a), Some(b)) = (country_before, country_after) {
+        if a != b {
+            signals.push((
+                dev.imsi,
+                r.time,
+                Signal::Connectivity {
+                    event: ConnectivityEvent::CountryChanged,
+                    detail: format!("country {a} → {b}"),
+                },
+            ));
+        }
+    }
+    if let (Some(a), Some(b)) = (imei_before, dev.imeisv) {
+        if a.prefix(14) != b.prefix(14) {
+            signals.push((
+                dev.imsi,
+                r.time,
+                Signal::Connectivity {
+                    event: ConnectivityEvent::ImeiChanged,
+                    detail: format!("IMEI {a} → {b}"),
+                },
+            ));
+        }
+    }
+    let month_after = dev.usage.period_up + dev.usage.period_down;
+    if month_after > month_before {
+        signals.push((
+            dev.imsi,
+            r.time,
+            Signal::Usage {
+                period: UsagePeriod::Month,
+                bytes: month_after,
+                before: month_before,
+            },
+        ));
+    }
+    if let Some(d) = dev.detect.as_deref() {
+        if d.day_up > day_before {
+            signals.push((
+                dev.imsi,
+                r.time,
+                Signal::Usage {
+                    period: UsagePeriod::Day,
+                    bytes: d.day_up,
+                    before: day_before,
+                },
+            ));
+        }
     }
 }

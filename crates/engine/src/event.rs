@@ -169,6 +169,23 @@ pub enum Event {
         group: String,
         policy: FirewallPolicy,
     },
+    /// Creates or replaces a response rule.
+    UpsertRule(crate::rules::Rule),
+    DeleteRule {
+        id: String,
+    },
+    /// A person acts on a device (block, throttle, release...) with a reason.
+    DeviceAction {
+        time: i64,
+        imsi: Digits,
+        action: crate::rules::ActionKind,
+        actor: String,
+        reason: String,
+        expire_secs: Option<u32>,
+    },
+    /// What the network answered to an enforced action (for the audit trail).
+    /// Its time is the server's, so it does not move the engine clock.
+    ActionResult(crate::rules::ActionResult),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,10 +222,15 @@ impl Event {
             Event::NasReset(r) => Some(r.time),
             Event::Tick { time } | Event::SetLifecycle { time, .. } => Some(*time),
             Event::Flows(b) => Some(b.time()),
+            // People act in wall-clock time; like SetLifecycle, it counts.
+            Event::DeviceAction { time, .. } => Some(*time),
             Event::UpsertTenant(_)
             | Event::UpsertGroup(_)
             | Event::UpsertDevices(_)
-            | Event::SetPolicy { .. } => None,
+            | Event::SetPolicy { .. }
+            | Event::UpsertRule(_)
+            | Event::DeleteRule { .. }
+            | Event::ActionResult(_) => None,
         }
     }
 }

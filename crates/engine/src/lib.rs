@@ -18,6 +18,7 @@ pub mod iptable;
 pub mod mcc;
 pub mod policy;
 mod prefetch;
+pub mod rules;
 pub mod time;
 pub mod traffic;
 
@@ -105,4 +106,12 @@ pub enum Output {
     },
     /// Detection found something (see [`finding`]).
     Finding(Box<Finding>),
+    /// A rule or a person decided an action (see [`rules`]).
+    Action(Box<rules::Action>),
+    /// The network's answer to an enforced action.
+    ActionResult(Box<rules::ActionResult>),
+    /// A response rule was created, replaced or deleted.
+    RuleChanged {
+        id: String,
+    },
 }

@@ -1146,3 +1146,293 @@ fn beaconing_to_a_never_seen_destination_and_retries_to_a_known_one() {
     assert!(f.evidence.summary.contains("C&C-like"));
     assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
 }
+
+// ---- response rules (they act on what detection finds) ----
+
+use simguard_engine::rules::{
+    Action, ActionKind, ConnectivityEvent, Rule, RuleMode, RuleScope, Step, Trigger, UsagePeriod,
+};
+
+fn rule(id: &str, trigger: Trigger, steps: Vec<Step>) -> Rule {
+    Rule {
+        id: id.into(),
+        name: id.into(),
+        enabled: true,
+        mode: RuleMode::Enforce,
+        scope: RuleScope::default(),
+        trigger,
+        steps,
+        cooldown_secs: 0,
+        escalation_window_secs: 86_400,
+    }
+}
+
+fn step(action: ActionKind) -> Step {
+    Step {
+        action,
+        expire_secs: None,
+    }
+}
+
+fn on_scan() -> Trigger {
+    Trigger::Finding {
+        types: vec![FindingKind::Scanning],
+        min_severity: Severity::Major,
+    }
+}
+
+fn actions(out: &[Output]) -> Vec<&Action> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Action(a) => Some(&**a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn scan_burst(n: u64, at: i64) -> Event {
+    batch(
+        (0..160)
+            .map(|i| {
+                flow(
+                    at + i * 6,
+                    me(n),
+                    41_000,
+                    pseudo_ip(i + at),
+                    23,
+                    6,
+                    0x02,
+                    40,
+                    1,
+                )
+            })
+            .collect(),
+    )
+}
+
+fn apply_all(events: &[Event]) -> (Engine, Vec<Output>) {
+    let mut e = Engine::new(EngineOptions::default());
+    let mut out = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        e.apply(i as u64 + 1, ev, &mut out);
+    }
+    (e, out)
+}
+
+#[test]
+fn a_rule_blocks_a_scanning_device_and_records_why() {
+    let mut ev = two_online(DeclaredProfile::default());
+    ev.push(Event::UpsertRule(rule(
+        "block-scanners",
+        on_scan(),
+        vec![step(ActionKind::Block)],
+    )));
+    ev.push(scan_burst(1, T0 + HOUR));
+    let (e, out) = apply_all(&ev);
+    let acts = actions(&out);
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    let a = acts[0];
+    assert_eq!(a.imsi, imsi(1));
+    assert_eq!(a.kind, ActionKind::Block);
+    assert_eq!(a.actor, "rule:block-scanners");
+    assert!(a.enforce);
+    assert_eq!(
+        (a.from, a.to),
+        (Some(Lifecycle::Active), Some(Lifecycle::Blocked))
+    );
+    let f = first(&out, 1, FindingKind::Scanning).unwrap();
+    assert_eq!(a.finding, Some(f.id), "linked to its finding");
+    assert!(a.reason.starts_with("scanning (critical)"), "{}", a.reason);
+    assert_eq!(e.lifecycle(imsi(1)), Some(Lifecycle::Blocked));
+    assert_eq!(e.lifecycle(imsi(2)), Some(Lifecycle::Active));
+    assert!(out.iter().any(|o| matches!(o, Output::LifecycleChanged { imsi: i, to: Lifecycle::Blocked, .. } if *i == imsi(1))));
+}
+
+#[test]
+fn a_dry_run_rule_records_what_it_would_do_and_changes_nothing() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let mut r = rule("block-scanners", on_scan(), vec![step(ActionKind::Block)]);
+    r.mode = RuleMode::DryRun;
+    ev.push(Event::UpsertRule(r));
+    ev.push(scan_burst(1, T0 + HOUR));
+    let (e, out) = apply_all(&ev);
+    let acts = actions(&out);
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0].mode, RuleMode::DryRun);
+    assert!(!acts[0].enforce, "nothing to send to the network");
+    assert_eq!(e.lifecycle(imsi(1)), Some(Lifecycle::Active));
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::LifecycleChanged { .. })));
+}
+
+#[test]
+fn escalation_notify_then_throttle_then_block_with_a_cooldown_and_expiry() {
+    let mut ev = two_online(DeclaredProfile::default());
+    let mut r = rule(
+        "ladder",
+        on_scan(),
+        vec![
+            step(ActionKind::Notify),
+            Step {
+                action: ActionKind::Throttle { kbps: 64 },
+                expire_secs: Some(1_800),
+            },
+            step(ActionKind::Block),
+        ],
+    );
+    r.cooldown_secs = 600;
+    ev.push(Event::UpsertRule(r));
+    // Scans an hour apart (the detector's cooldown), plus one inside the rule's.
+    ev.push(scan_burst(1, T0 + HOUR));
+    ev.push(scan_burst(1, T0 + 2 * HOUR + MIN));
+    ev.push(Event::Tick {
+        time: T0 + 2 * HOUR + 40 * MIN,
+    }); // the throttle expires
+    ev.push(scan_burst(1, T0 + 3 * HOUR + 2 * MIN));
+    let (e, out) = apply_all(&ev);
+    let kinds: Vec<&str> = actions(&out).iter().map(|a| a.kind.name()).collect();
+    assert_eq!(kinds, vec!["notify", "throttle", "unthrottle", "block"]);
+    let acts = actions(&out);
+    assert_eq!(acts[1].expires, Some(acts[1].time + 1_800_000));
+    assert_eq!(acts[2].actor, "rule:ladder (expiry)");
+    assert_eq!(acts[3].step, 2);
+    assert_eq!(e.lifecycle(imsi(1)), Some(Lifecycle::Blocked));
+}
+
+#[test]
+fn usage_and_connectivity_triggers_and_scope() {
+    let mut ev = vec![
+        group("meters", DeclaredProfile::default()),
+        group("other", DeclaredProfile::default()),
+        provision(1, "meters"),
+        provision(2, "other"),
+    ];
+    let mut usage = rule(
+        "cap",
+        Trigger::Usage {
+            period: UsagePeriod::Month,
+            max_bytes: 100_000,
+        },
+        vec![step(ActionKind::Throttle { kbps: 32 })],
+    );
+    usage.scope = RuleScope {
+        group: Some("meters".into()),
+        ..Default::default()
+    };
+    ev.push(Event::UpsertRule(usage));
+    ev.push(Event::UpsertRule(rule(
+        "roamers",
+        Trigger::Connectivity {
+            event: ConnectivityEvent::CountryChanged,
+        },
+        vec![step(ActionKind::Notify)],
+    )));
+    for n in 1..=2 {
+        ev.push(Rec::new(n, AcctStatus::Start, "s", T0).ev());
+        ev.push(
+            Rec::new(n, AcctStatus::Interim, "s", T0 + 5 * MIN)
+                .up(60_000)
+                .ev(),
+        );
+        ev.push(
+            Rec::new(n, AcctStatus::Interim, "s", T0 + 10 * MIN)
+                .up(120_000)
+                .ev(),
+        );
+        ev.push(
+            Rec::new(n, AcctStatus::Interim, "s", T0 + 15 * MIN)
+                .up(180_000)
+                .ev(),
+        );
+    }
+    ev.push(
+        Rec::new(2, AcctStatus::Interim, "s", T0 + 20 * MIN)
+            .up(180_000)
+            .net("232-01")
+            .ev(),
+    );
+    let (e, out) = apply_all(&by_time(ev));
+    let acts = actions(&out);
+    let summary: Vec<(u64, &str, i64)> = acts
+        .iter()
+        .map(|a| (a.imsi.value() % 100_000, a.kind.name(), a.time))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(1, "throttle", T0 + 10 * MIN), (2, "notify", T0 + 20 * MIN)],
+        "once when the cap is crossed, only in scope; the country change of device 2"
+    );
+    assert_eq!(e.lifecycle(imsi(1)), Some(Lifecycle::Throttled));
+    assert_eq!(e.lifecycle(imsi(2)), Some(Lifecycle::Active));
+}
+
+#[test]
+fn people_act_with_a_reason_and_may_step_down() {
+    let ev = vec![
+        group("g", DeclaredProfile::default()),
+        provision(1, "g"),
+        Event::DeviceAction {
+            time: T0,
+            imsi: imsi(1),
+            action: ActionKind::Block,
+            actor: "user:alice".into(),
+            reason: "stolen".into(),
+            expire_secs: None,
+        },
+        Event::DeviceAction {
+            time: T0 + HOUR,
+            imsi: imsi(1),
+            action: ActionKind::Release,
+            actor: "user:bob".into(),
+            reason: "wrong verb".into(),
+            expire_secs: None,
+        },
+        Event::DeviceAction {
+            time: T0 + 2 * HOUR,
+            imsi: imsi(1),
+            action: ActionKind::Unblock,
+            actor: "user:bob".into(),
+            reason: "recovered".into(),
+            expire_secs: None,
+        },
+    ];
+    let (e, out) = apply_all(&ev);
+    let acts = actions(&out);
+    assert_eq!(acts.len(), 3);
+    assert!(acts[0].enforce && acts[0].reason == "stolen" && acts[0].actor == "user:alice");
+    assert!(
+        !acts[1].enforce,
+        "release of a device that is not quarantined changes nothing"
+    );
+    assert_eq!(
+        (acts[2].from, acts[2].to),
+        (Some(Lifecycle::Blocked), Some(Lifecycle::Active))
+    );
+    assert_eq!(e.lifecycle(imsi(1)), Some(Lifecycle::Active));
+}
+
+#[test]
+fn rules_and_pending_expiries_survive_a_snapshot() {
+    let mut ev = two_online(DeclaredProfile::default());
+    ev.push(Event::UpsertRule(rule(
+        "t",
+        on_scan(),
+        vec![Step {
+            action: ActionKind::Throttle { kbps: 64 },
+            expire_secs: Some(600),
+        }],
+    )));
+    ev.push(scan_burst(1, T0 + HOUR));
+    ev.push(Event::Tick {
+        time: T0 + HOUR + 20 * MIN,
+    });
+    let (_, straight) = apply_all(&ev);
+    let cut = ev.len() - 1;
+    let (e, mut out) = apply_all(&ev[..cut]);
+    let mut r = Engine::decode_snapshot(&e.encode_snapshot().unwrap()).unwrap();
+    r.apply(cut as u64 + 1, &ev[cut], &mut out);
+    assert_eq!(actions(&out), actions(&straight));
+    assert_eq!(actions(&out).last().unwrap().kind, ActionKind::Unthrottle);
+    assert_eq!(r.lifecycle(imsi(1)), Some(Lifecycle::Active));
+}

@@ -453,6 +453,8 @@ impl SinkState {
             | Output::PolicyViolation { .. } => {}
             // Written with the batch; announced once it has committed.
             Output::Finding(f) => self.batch.findings.push((**f).clone()),
+            // The audit trail (response issue) stores these.
+            Output::Action(_) | Output::ActionResult(_) | Output::RuleChanged { .. } => {}
         }
     }
 
