@@ -453,8 +453,12 @@ impl SinkState {
             | Output::PolicyViolation { .. } => {}
             // Written with the batch; announced once it has committed.
             Output::Finding(f) => self.batch.findings.push((**f).clone()),
-            // The audit trail (response issue) stores these.
-            Output::Action(_) | Output::ActionResult(_) | Output::RuleChanged { .. } => {}
+            // The audit trail: written with the batch, keyed so that a
+            // replay of the same journal inserts nothing twice.
+            Output::Action(a) => self.batch.actions.push((**a).clone()),
+            Output::ActionResult(r) => self.batch.action_results.push((seq, (**r).clone())),
+            // Rules live in the engine (and the journal); nothing to store.
+            Output::RuleChanged { .. } => {}
         }
     }
 

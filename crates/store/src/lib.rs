@@ -5,22 +5,27 @@
 //! - usage rolled up per device and hour;
 //! - engine snapshots (files, indexed here);
 //! - API keys;
-//! - findings of detection, with their evidence (bounded by [`FindingsRetention`]).
+//! - findings of detection, with their evidence (bounded by [`FindingsRetention`]);
+//! - the audit trail of automatic response: actions and the network's
+//!   answers to them (`audit.rs`, append-only, never pruned).
 //!
 //! Writes come from one sink thread in batches, each batch one transaction
 //! that also records the journal sequence it covers (`applied_seq`). A replay
 //! after a crash skips what the store already has, so roll-ups are counted
 //! exactly once.
 
+mod audit;
 mod findings;
 mod migrations;
 pub mod snapshots;
 
+pub use audit::{AuditCursor, AuditEntry, AuditFilter, StoredResult};
 pub use findings::{FindingCounts, FindingCursor, FindingFilter, FindingsAfter, FindingsRetention};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use simguard_engine::rules::{Action, ActionResult};
 use simguard_engine::{DeclaredProfile, Digits, Finding, Group, Lifecycle, Tenant};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +81,12 @@ pub struct StoreBatch {
     pub groups: Vec<Group>,
     /// Findings, in journal order. Ids already stored are ignored.
     pub findings: Vec<Finding>,
+    /// Decided actions (the audit trail), in journal order. Ids already
+    /// stored are ignored.
+    pub actions: Vec<Action>,
+    /// The network's answers to enforced actions, with the journal sequence
+    /// of each. (action, seq) pairs already stored are ignored.
+    pub action_results: Vec<(u64, ActionResult)>,
 }
 
 impl StoreBatch {
@@ -85,6 +96,8 @@ impl StoreBatch {
             && self.tenants.is_empty()
             && self.groups.is_empty()
             && self.findings.is_empty()
+            && self.actions.is_empty()
+            && self.action_results.is_empty()
     }
 
     pub fn add_usage(&mut self, imsi: Digits, hour: i64, up: u64, down: u64) {
@@ -156,6 +169,8 @@ pub struct Applied {
     pub new_findings: Vec<u64>,
     /// Findings deleted by the retention policy in the same transaction.
     pub pruned_findings: u64,
+    /// Actions of the batch that were not stored before.
+    pub new_actions: u64,
 }
 
 pub struct Store {
@@ -315,6 +330,8 @@ impl Store {
                 .map_err(map)?;
             }
             applied.new_findings = findings::insert(&tx, &batch.findings).map_err(map)?;
+            applied.new_actions =
+                audit::insert(&tx, &batch.actions, &batch.action_results).map_err(map)?;
             if let Some(newest) = batch.findings.iter().map(|f| f.time).max() {
                 let rows = rows_before + applied.new_findings.len() as u64;
                 applied.pruned_findings =
@@ -516,6 +533,29 @@ impl StoreReader {
             })
             .map(|n| n as u64)
             .map_err(self.err())
+    }
+
+    // ---- audit trail ----
+
+    /// Actions newest first (event time, then id), after `cursor`, at most
+    /// `limit`, each with the network's answers to it.
+    pub fn audit(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<AuditCursor>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        audit::page(&self.conn, &self.err(), filter, cursor, limit)
+    }
+
+    /// One action by id, with its results.
+    pub fn action(&self, id: u64) -> Result<Option<AuditEntry>> {
+        audit::one(&self.conn, &self.err(), id)
+    }
+
+    /// Rows in the actions and action results tables.
+    pub fn audit_rows(&self) -> Result<(u64, u64)> {
+        audit::count(&self.conn, &self.err())
     }
 
     /// Counts by kind and severity of the findings the filter matches.

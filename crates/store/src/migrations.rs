@@ -78,6 +78,52 @@ const STEPS: &[&str] = &[
      CREATE INDEX findings_imsi ON findings(imsi, time, id) WHERE imsi IS NOT NULL;
      CREATE INDEX findings_tenant ON findings(tenant, time, id, kind, severity);
      CREATE INDEX findings_kind ON findings(kind, time, id, severity);",
+    // 3: the audit trail of automatic response, append-only. `actions.id` is
+    // the engine's deterministic action id and `action_results` is keyed by
+    // (action id, journal seq of the result), so replays insert nothing twice
+    // (INSERT OR IGNORE). `imsi` is the digit string; `tenant` is NULL for
+    // unprovisioned devices (only operator-wide keys see those). `kbps` is
+    // set for throttle, `state` for set_lifecycle. `sent` is a JSON array of
+    // the lines sent to the network. No foreign key from results to
+    // actions: the sink writes both in journal order anyway, and a result
+    // must never be refused.
+    "CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        imsi TEXT NOT NULL,
+        tenant TEXT,
+        group_id TEXT,
+        actor TEXT NOT NULL,
+        rule TEXT,
+        action TEXT NOT NULL,
+        kbps INTEGER,
+        state TEXT,
+        mode TEXT NOT NULL CHECK (mode IN ('enforce', 'dry-run')),
+        reason TEXT NOT NULL,
+        finding INTEGER,
+        from_state TEXT,
+        to_state TEXT,
+        expires INTEGER,
+        step INTEGER NOT NULL,
+        enforce INTEGER NOT NULL CHECK (enforce IN (0, 1))
+     );
+     CREATE INDEX actions_time ON actions(time, id);
+     CREATE INDEX actions_imsi ON actions(imsi, time, id);
+     CREATE INDEX actions_tenant ON actions(tenant, time, id);
+     CREATE INDEX actions_rule ON actions(rule, time, id) WHERE rule IS NOT NULL;
+     CREATE INDEX actions_actor ON actions(actor, time, id);
+     CREATE INDEX actions_finding ON actions(finding) WHERE finding IS NOT NULL;
+     CREATE TABLE action_results (
+        action INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        imsi TEXT NOT NULL,
+        result TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        sent TEXT NOT NULL,
+        PRIMARY KEY (action, seq)
+     ) WITHOUT ROWID;",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
