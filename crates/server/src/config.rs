@@ -27,6 +27,10 @@ pub struct Config {
     /// Detection knobs (see the template for each one's meaning).
     #[serde(default)]
     pub detection: simguard_engine::detect::DetectOptions,
+    /// Response rules written to the engine at start when they differ from
+    /// its own (identified by id: an API edit of one lasts until the next start).
+    #[serde(default)]
+    pub rules: Vec<crate::api::rules::RuleInput>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +196,7 @@ impl Config {
         self.detection
             .validate()
             .map_err(|e| format!("detection.{e}"))?;
+        crate::api::rules::configured_rules(&self.rules)?;
         for (i, c) in self.radius.clients.iter().enumerate() {
             if c.secret.is_empty() {
                 return Err(format!("radius.clients[{i}] ({}): secret is empty", c.name));

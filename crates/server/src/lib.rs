@@ -7,6 +7,7 @@
 
 pub mod acct;
 pub mod api;
+pub mod backtest;
 pub mod clients;
 pub mod config;
 pub mod flows;
@@ -272,7 +273,7 @@ impl Server {
             segment_bytes: cfg.journal.segment_mib.max(1) << 20,
             fsync: cfg.journal.fsync,
         };
-        let (journal, rec) = Journal::open(cfg.journal_dir(), journal_options.clone())?;
+        let (mut journal, rec) = Journal::open(cfg.journal_dir(), journal_options.clone())?;
         let mut store = Store::open(cfg.store_path())?;
 
         let mut generated_token = None;
@@ -332,6 +333,8 @@ impl Server {
                 Ok(())
             },
         )?;
+        // The configuration's [[rules]], journaled when they differ from the engine's.
+        api::rules::journal_config_rules(&cfg.rules, &mut journal, &mut engine, &mut sink)?;
         sink.flush(&mut store, &engine)?;
         let recovery = RecoveryReport {
             snapshot_seq,

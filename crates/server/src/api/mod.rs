@@ -5,9 +5,11 @@
 //! journal like accounting does, and the handler answers once the engine has
 //! applied them, so a client reads its own writes.
 
+pub mod audit;
 pub mod error;
 pub mod findings;
 pub mod flows;
+pub mod rules;
 pub mod views;
 
 use crate::pipeline::Submission;
@@ -32,9 +34,9 @@ use views::{device_view, group_view, DeviceView, GroupView};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM, findings of detection with their evidence, and a live event stream (server-sent events)."),
-    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy),
-    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
+    info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM, findings of detection with their evidence, a live event stream (server-sent events), response rules with dry-run and backtest, people's actions on devices, and the audit trail."),
+    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action),
+    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -84,6 +86,31 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/groups/{id}/policy",
             get(flows::get_policy).put(flows::put_policy),
+        )
+        .route(
+            "/api/v1/rules",
+            get(rules::list_rules).post(rules::create_rule),
+        )
+        // A static segment wins over `{id}`, so "backtest" is a reserved rule id.
+        .route(
+            "/api/v1/rules/backtest",
+            axum::routing::post(rules::backtest_draft),
+        )
+        .route(
+            "/api/v1/rules/{id}",
+            get(rules::get_rule)
+                .put(rules::put_rule)
+                .delete(rules::delete_rule),
+        )
+        .route(
+            "/api/v1/rules/{id}/backtest",
+            axum::routing::post(rules::backtest_saved),
+        )
+        .route("/api/v1/audit", get(audit::list_audit))
+        .route("/api/v1/devices/{imsi}/audit", get(audit::device_audit))
+        .route(
+            "/api/v1/devices/{imsi}/actions",
+            axum::routing::post(audit::device_action),
         )
         .route("/api/v1/tenants", get(list_tenants))
         .route("/api/v1/tenants/{id}", put(put_tenant))
