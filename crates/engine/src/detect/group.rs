@@ -34,6 +34,15 @@ pub struct GroupDetect {
     pub destinations: Destinations,
     /// Event time of the group's first attributed flow (0 = none yet).
     pub first_flow: i64,
+    /// The 90th and 95th percentiles, recomputed when the histogram has
+    /// grown by 1/64 since (kept in the snapshot, so a restored engine
+    /// answers exactly as one that never stopped).
+    cached: [u8; 2],
+    cached_at: u32,
+    /// Running totals of the hour buckets (their mean is the baseline the
+    /// seasonal offsets are measured from).
+    season_sum: u64,
+    season_n: u64,
 }
 
 /// A hash set that snapshots in sorted order, so that the same state always
@@ -75,6 +84,26 @@ impl GroupDetect {
             b.sum += u64::from(q);
             b.n += 1;
         }
+        self.season_sum += u64::from(q);
+        self.season_n += 1;
+        let grown = self.hist_total.abs_diff(self.cached_at);
+        if grown >= (self.hist_total / 64).max(16) || self.cached_at == 0 {
+            self.cached = [
+                self.quantile(90).unwrap_or(0),
+                self.quantile(95).unwrap_or(0),
+            ];
+            self.cached_at = self.hist_total;
+        }
+    }
+
+    /// The 90th percentile, as of the last refresh (cheap: read per report).
+    pub fn p90(&self) -> Option<u8> {
+        (self.cached_at > 0).then_some(self.cached[0])
+    }
+
+    /// The 95th percentile, as of the last refresh.
+    pub fn p95(&self) -> Option<u8> {
+        (self.cached_at > 0).then_some(self.cached[1])
     }
 
     pub fn reports(&self) -> u32 {
@@ -101,14 +130,10 @@ impl GroupDetect {
     /// run than the group's average, where the data supports it: at least
     /// `min_n` reports in the bucket and a shift of at least half a doubling.
     pub fn seasonal_offset(&self, time: i64, min_n: u32) -> i32 {
-        let total: (u64, u64) = self
-            .hours
-            .iter()
-            .fold((0, 0), |a, b| (a.0 + b.sum, a.1 + u64::from(b.n)));
-        if total.1 == 0 {
+        if self.season_n == 0 {
             return 0;
         }
-        let mean = total.0 as f64 / total.1 as f64;
+        let mean = self.season_sum as f64 / self.season_n as f64;
         let (h, wd) = hour_and_weekday(time);
         let mut off = 0.0;
         for b in [self.hours[h], self.weekdays[wd]] {

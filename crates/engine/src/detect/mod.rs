@@ -546,7 +546,7 @@ impl Detection {
                 gd.as_deref()
                     .filter(|g| g.reports() >= opts.cohort_min_reports)
                     .and_then(|g| {
-                        g.quantile(95).map(|h| {
+                        g.p95().map(|h| {
                             (
                                 h,
                                 format!("cohort baseline of its group ({} reports)", g.reports()),
@@ -609,7 +609,7 @@ impl Detection {
             // Cohort: is this device's typical report unlike its group's?
             if let Some(g) = gd.as_deref() {
                 if cohort_on && warm && g.reports() >= opts.cohort_min_reports {
-                    if let (Some(m), Some(p90)) = (st.volumes.quantile(50), g.quantile(90)) {
+                    if let (Some(m), Some(p90)) = (st.volumes.quantile(50), g.p90()) {
                         if i32::from(m) > i32::from(p90) + ratio_steps(opts.cohort_factor_pct)
                             && st.allow(FindingKind::CohortOutlier, r.time, 86_400)
                         {
