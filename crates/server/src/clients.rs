@@ -67,6 +67,9 @@ mod tests {
             address: addr.parse().unwrap(),
             secret: format!("secret-{name}"),
             require_message_authenticator: true,
+            coa_address: None,
+            coa_port: 3799,
+            enforcement: Default::default(),
         }
     }
 

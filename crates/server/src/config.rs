@@ -6,7 +6,7 @@
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// The commented default configuration.
@@ -46,8 +46,132 @@ pub struct RadiusConfig {
     pub auth_bind: SocketAddr,
     pub socket_receive_buffer: usize,
     pub duplicate_window_secs: u64,
+    /// Admission: reject Access-Requests for SIMs that are not in the
+    /// inventory (off: they are admitted, and detection reports them).
+    pub reject_unprovisioned: bool,
+    /// The RFC 5176 client (CoA and Disconnect to the gateways).
+    pub coa: CoaConfig,
+    /// What each enforcement state means on the wire, for every client that
+    /// does not say otherwise in its own `enforcement`.
+    pub enforcement: EnforcementConfig,
     #[serde(default)]
     pub clients: Vec<RadiusClient>,
+}
+
+/// How CoA-Request and Disconnect-Request are sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoaConfig {
+    /// Local address of the one socket every request leaves from.
+    pub source: SocketAddr,
+    /// Wait for the first answer, ms; doubled after each retransmission.
+    pub timeout_ms: u64,
+    /// Transmissions in all (the first one plus retransmissions).
+    pub attempts: u32,
+    /// Requests waiting for an answer at once; more wait for a slot.
+    pub max_in_flight: usize,
+}
+
+/// The reply-attribute mapping: which attributes a gateway gets for each
+/// enforcement state, in Access-Accept and in CoA-Request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnforcementConfig {
+    /// Rate of a throttled device at admission (its lifecycle has no rate), kbit/s.
+    pub throttle_kbps: u32,
+    pub throttled: StateMapping,
+    pub quarantined: StateMapping,
+    pub blocked: BlockedMapping,
+    /// CoA-Request that lifts a throttle or quarantine.
+    pub release: StateMapping,
+}
+
+/// Attributes for one state. `{kbps}` and `{bps}` in values are replaced
+/// by the throttle rate.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StateMapping {
+    /// Filter-Id (RFC 2865 §5.11); empty = none.
+    #[serde(default)]
+    pub filter_id: String,
+    #[serde(default)]
+    pub attributes: Vec<AttributeSpec>,
+}
+
+/// How a block reaches a gateway that already has a session.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockVia {
+    /// Disconnect-Request: the session ends (RFC 5176 §3.1).
+    #[default]
+    Disconnect,
+    /// CoA-Request with the blocked mapping's attributes, for gateways that
+    /// block by filter rather than tear the session down.
+    Coa,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedMapping {
+    #[serde(default)]
+    pub via: BlockVia,
+    /// Sent only when `via = "coa"` (RFC 5176 allows no authorization
+    /// attributes in a Disconnect-Request).
+    #[serde(default)]
+    pub filter_id: String,
+    #[serde(default)]
+    pub attributes: Vec<AttributeSpec>,
+}
+
+/// One extra attribute: standard (no `vendor`) or vendor-specific.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeSpec {
+    /// SMI enterprise number (10415 = 3GPP); absent for a standard attribute.
+    #[serde(default)]
+    pub vendor: Option<u32>,
+    /// Attribute type, or the vendor's sub-attribute type.
+    #[serde(rename = "type")]
+    pub typ: u8,
+    /// The value as text, read according to `format`.
+    pub value: String,
+    #[serde(default)]
+    pub format: AttributeFormat,
+    /// Send only in this packet kind; absent = in Access-Accept and CoA-Request.
+    #[serde(default)]
+    pub only: Option<PacketKind>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributeFormat {
+    /// UTF-8 text as is.
+    #[default]
+    String,
+    /// 32-bit unsigned big-endian integer.
+    Integer,
+    /// Octets in hex ("0a0b", an optional 0x prefix).
+    Hex,
+    /// Dotted IPv4 address.
+    Ipv4,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PacketKind {
+    Accept,
+    Coa,
+}
+
+/// A client's own mapping: each part given replaces the default's.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEnforcement {
+    pub throttle_kbps: Option<u32>,
+    pub throttled: Option<StateMapping>,
+    pub quarantined: Option<StateMapping>,
+    pub blocked: Option<BlockedMapping>,
+    pub release: Option<StateMapping>,
 }
 
 /// One entry of the NAS allow-list.
@@ -62,10 +186,24 @@ pub struct RadiusClient {
     /// Drop requests without a valid Message-Authenticator (Blast-RADIUS).
     #[serde(default = "yes")]
     pub require_message_authenticator: bool,
+    /// Where CoA/Disconnect requests for this NAS go; default: `address`
+    /// when it is a single host.
+    #[serde(default)]
+    pub coa_address: Option<IpAddr>,
+    /// RFC 5176 port of the NAS.
+    #[serde(default = "coa_port")]
+    pub coa_port: u16,
+    /// This NAS's reply-attribute mapping, over `radius.enforcement`.
+    #[serde(default)]
+    pub enforcement: ClientEnforcement,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn coa_port() -> u16 {
+    3799
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +303,10 @@ impl Config {
         let user: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| invalid(origin, e.to_string()))?;
+        let mut auth_given = user
+            .get("radius")
+            .and_then(|r| r.get("auth_bind"))
+            .is_some();
         merge(&mut base, user);
         let mut overrides = Vec::new();
         for (k, v) in env {
@@ -175,9 +317,13 @@ impl Config {
                 continue;
             }
             let keys: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            auth_given |= keys == ["radius", "auth_bind"] || keys == ["radius"];
             set_path(&mut base, &keys, parse_env_value(&v))
                 .map_err(|m| invalid(&format!("environment variable {k}"), m))?;
             overrides.push(k);
+        }
+        if !auth_given {
+            auth_follows_ephemeral_accounting(&mut base);
         }
         // A bad value may come from the file or from an override: name both.
         let origin = if overrides.is_empty() {
@@ -197,6 +343,8 @@ impl Config {
             .validate()
             .map_err(|e| format!("detection.{e}"))?;
         crate::api::rules::configured_rules(&self.rules)?;
+        crate::coa::Mapping::resolve(&self.radius.enforcement, &ClientEnforcement::default())
+            .map_err(|e| format!("radius.enforcement: {e}"))?;
         for (i, c) in self.radius.clients.iter().enumerate() {
             if c.secret.is_empty() {
                 return Err(format!("radius.clients[{i}] ({}): secret is empty", c.name));
@@ -204,6 +352,27 @@ impl Config {
             if c.name.is_empty() {
                 return Err(format!("radius.clients[{i}]: name is empty"));
             }
+            if self.radius.clients[..i].iter().any(|o| o.name == c.name) {
+                // CoA addresses a NAS by name: two with one name are ambiguous.
+                return Err(format!(
+                    "radius.clients[{i}]: name {:?} is used twice",
+                    c.name
+                ));
+            }
+            crate::coa::Mapping::resolve(&self.radius.enforcement, &c.enforcement)
+                .map_err(|e| format!("radius.clients[{i}] ({}).enforcement: {e}", c.name))?;
+        }
+        let coa = &self.radius.coa;
+        if coa.attempts == 0 {
+            return Err("radius.coa.attempts: must be at least 1".into());
+        }
+        if coa.timeout_ms == 0 {
+            return Err("radius.coa.timeout_ms: must be at least 1".into());
+        }
+        if !(1..=256).contains(&coa.max_in_flight) {
+            // The RADIUS Identifier is one octet: at most 256 requests to
+            // one NAS can be told apart.
+            return Err("radius.coa.max_in_flight: must be 1 to 256".into());
         }
         if self.flows.commit_records == 0 {
             return Err("flows.commit_records: must be at least 1".into());
@@ -236,6 +405,26 @@ impl Config {
 
     pub fn snapshot_dir(&self) -> PathBuf {
         self.data_dir.join("snapshots")
+    }
+}
+
+/// An instance that asks for an ephemeral accounting port (port 0: tests,
+/// `simguard eval`, anything run in-process beside others) and says nothing
+/// about `auth_bind` gets an ephemeral auth port too, rather than the
+/// template's fixed 1812, which two such instances could not share.
+fn auth_follows_ephemeral_accounting(base: &mut toml::Table) {
+    let Some(toml::Value::Table(radius)) = base.get_mut("radius") else {
+        return;
+    };
+    let acct = radius
+        .get("accounting_bind")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse::<SocketAddr>().ok());
+    if let Some(a) = acct.filter(|a| a.port() == 0) {
+        radius.insert(
+            "auth_bind".into(),
+            toml::Value::String(SocketAddr::new(a.ip(), 0).to_string()),
+        );
     }
 }
 
@@ -299,6 +488,107 @@ mod tests {
         assert_eq!(c.flows.commit_records, 8192);
         assert_eq!(c.flows.commit_interval_ms, 20);
         assert_eq!(c.flows.max_queued_records, 524_288);
+    }
+
+    #[test]
+    fn enforcement_keys_have_documented_defaults_and_are_validated() {
+        let c = Config::default_config().unwrap();
+        assert!(!c.radius.reject_unprovisioned);
+        assert_eq!(c.radius.coa.attempts, 4);
+        assert_eq!(c.radius.coa.timeout_ms, 1000);
+        assert_eq!(c.radius.clients[0].coa_port, 3799);
+        assert_eq!(c.radius.clients[0].coa_address, None);
+        assert_eq!(c.radius.enforcement.throttle_kbps, 64);
+        assert_eq!(
+            c.radius.enforcement.throttled.filter_id,
+            "simguard-throttle-{kbps}k"
+        );
+        assert_eq!(c.radius.enforcement.blocked.via, BlockVia::Disconnect);
+        // A client's partial mapping, next to the defaults.
+        let c = Config::from_toml(
+            r#"
+[radius.enforcement.quarantined]
+filter_id = "walled-garden"
+[[radius.clients]]
+name = "pgw-1"
+address = "10.0.0.0/24"
+secret = "s"
+coa_address = "10.0.0.7"
+coa_port = 1700
+[radius.clients.enforcement.throttled]
+attributes = [{ vendor = 10415, type = 5, value = "0x0102", format = "hex", only = "coa" }]
+"#,
+            "x.toml",
+            std::iter::empty(),
+        )
+        .unwrap();
+        let cl = &c.radius.clients[0];
+        assert_eq!(cl.coa_address, Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(cl.coa_port, 1700);
+        let t = cl.enforcement.throttled.as_ref().unwrap();
+        assert_eq!(t.filter_id, "");
+        assert_eq!(t.attributes[0].only, Some(PacketKind::Coa));
+        assert_eq!(c.radius.enforcement.quarantined.filter_id, "walled-garden");
+        // Defaults the user did not touch survive the merge.
+        assert_eq!(c.radius.enforcement.release.filter_id, "simguard-default");
+        for (text, key) in [
+            ("[radius.coa]\nattempts = 0\n", "radius.coa.attempts"),
+            ("[radius.coa]\nmax_in_flight = 257\n", "radius.coa.max_in_flight"),
+            (
+                "[radius.enforcement.throttled]\nattributes = [{ type = 80, value = \"x\" }]\n",
+                "radius.enforcement: throttled",
+            ),
+            (
+                "[[radius.clients]]\nname = \"a\"\naddress = \"10.0.0.1/32\"\nsecret = \"s\"\n[[radius.clients]]\nname = \"a\"\naddress = \"10.0.0.2/32\"\nsecret = \"s\"\n",
+                "used twice",
+            ),
+        ] {
+            let e = Config::from_toml(text, "x.toml", std::iter::empty())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn auth_port_follows_an_ephemeral_accounting_port_unless_given() {
+        let c = Config::from_toml(
+            "[radius]\naccounting_bind = \"127.0.0.1:0\"\n",
+            "x.toml",
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(c.radius.auth_bind, "127.0.0.1:0".parse().unwrap());
+        let c = Config::from_toml(
+            "[radius]\naccounting_bind = \"127.0.0.1:0\"\nauth_bind = \"127.0.0.1:1812\"\n",
+            "x.toml",
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(c.radius.auth_bind.port(), 1812);
+        let env = vec![
+            (
+                "SIMGUARD_RADIUS__ACCOUNTING_BIND".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+            (
+                "SIMGUARD_RADIUS__AUTH_BIND".to_string(),
+                "127.0.0.1:1645".to_string(),
+            ),
+        ];
+        let c = Config::from_toml("", "x.toml", env.into_iter()).unwrap();
+        assert_eq!(c.radius.auth_bind.port(), 1645);
+        let env = vec![(
+            "SIMGUARD_RADIUS__ACCOUNTING_BIND".to_string(),
+            "127.0.0.1:0".to_string(),
+        )];
+        let c = Config::from_toml("", "x.toml", env.into_iter()).unwrap();
+        assert_eq!(c.radius.auth_bind.port(), 0);
+        // A fixed accounting port keeps the fixed auth port.
+        assert_eq!(
+            Config::default_config().unwrap().radius.auth_bind.port(),
+            1812
+        );
     }
 
     #[test]

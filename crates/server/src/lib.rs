@@ -7,8 +7,10 @@
 
 pub mod acct;
 pub mod api;
+pub mod auth;
 pub mod backtest;
 pub mod clients;
+pub mod coa;
 pub mod config;
 pub mod flows;
 pub mod metrics;
@@ -17,7 +19,9 @@ pub mod radius_map;
 pub mod udp;
 
 use crate::acct::{AcctReceiver, AcctStats};
+use crate::auth::{AuthServer, AuthStats};
 use crate::clients::Clients;
+pub use crate::coa::{EnforceAction, EnforceOutcome, EnforceRequest, EnforceResult, Enforcer};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::{Health, SinkState, SnapshotPolicy, Submission};
@@ -58,6 +62,8 @@ pub enum ServerError {
     },
     #[error("cannot start thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Enforcer(#[from] coa::EnforcerError),
 }
 
 /// What recovery did at start, for logs and the status API.
@@ -201,6 +207,11 @@ pub struct StartOptions {
 pub struct Server {
     pub http_addr: SocketAddr,
     pub acct_addr: SocketAddr,
+    /// Admission control (RADIUS Access-Request).
+    pub auth_addr: SocketAddr,
+    pub auth_stats: Arc<AuthStats>,
+    /// The RFC 5176 client: CoA and Disconnect to the gateways.
+    pub enforcer: Arc<Enforcer>,
     /// A token generated because the store had no API key and none was given.
     pub generated_token: Option<String>,
     pub recovery: RecoveryReport,
@@ -365,6 +376,22 @@ impl Server {
             addr: cfg.radius.accounting_bind,
             source,
         })?;
+        let auth_sock = udp::bind(
+            cfg.radius.auth_bind,
+            cfg.radius.socket_receive_buffer,
+            Duration::from_millis(100),
+        )
+        .map_err(|source| ServerError::Bind {
+            what: "RADIUS authentication",
+            addr: cfg.radius.auth_bind,
+            source,
+        })?;
+        let auth_addr = auth_sock.local_addr().map_err(|source| ServerError::Bind {
+            what: "RADIUS authentication",
+            addr: cfg.radius.auth_bind,
+            source,
+        })?;
+        let enforcer = Arc::new(Enforcer::new(&cfg.radius).await?);
         let bind_flow = |what: &'static str,
                          addr: SocketAddr|
          -> Result<(Arc<std::net::UdpSocket>, SocketAddr), ServerError> {
@@ -397,11 +424,13 @@ impl Server {
             tracing::warn!("radius.clients is empty: every accounting request will be dropped");
         }
         let clients = Arc::new(Clients::new(&cfg.radius.clients));
+        let auth_mappings = coa::clients_mappings(&cfg.radius, &clients)?;
 
         let engine = Arc::new(RwLock::new(engine));
         let health = Arc::new(Health::default());
         let shutdown = Arc::new(AtomicBool::new(false));
         let acct_stats = Arc::new(AcctStats::default());
+        let auth_stats = Arc::new(AuthStats::default());
         let flow_stats = Arc::new(flows::FlowStats::default());
         let answered = Arc::new(AtomicU64::new(0));
         let (applied_tx, applied_rx) = tokio::sync::watch::channel(engine.read().seq());
@@ -468,6 +497,21 @@ impl Server {
             threads.push(spawn("sg-journal", move || {
                 pipeline::journal_loop(journal, sub_rx, reply_tx, eng_tx, setup, m, health)
             })?);
+        }
+        {
+            let a = AuthServer {
+                sock: Arc::new(auth_sock),
+                clients: clients.clone(),
+                mappings: auth_mappings,
+                engine: engine.clone(),
+                policy: simguard_engine::admission::AdmissionPolicy {
+                    reject_unprovisioned: cfg.radius.reject_unprovisioned,
+                },
+                metrics: metrics::AuthMetrics::new(),
+                stats: auth_stats.clone(),
+                shutdown: shutdown.clone(),
+            };
+            threads.push(spawn("sg-auth", move || a.run())?);
         }
         {
             let r = AcctReceiver {
@@ -566,6 +610,9 @@ impl Server {
         Ok(Server {
             http_addr,
             acct_addr,
+            auth_addr,
+            auth_stats,
+            enforcer,
             generated_token,
             recovery,
             acct_stats,

@@ -174,3 +174,106 @@ impl Default for StreamMetrics {
         Self::new()
     }
 }
+
+/// Why an answer to a CoA/Disconnect request was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoaDrop {
+    Malformed,
+    /// No request waits for this (NAS, Identifier): late, duplicate or forged.
+    Unmatched,
+    UnexpectedCode,
+    BadAuthenticator,
+    BadMessageAuthenticator,
+}
+
+impl CoaDrop {
+    pub const ALL: [CoaDrop; 5] = [
+        CoaDrop::Malformed,
+        CoaDrop::Unmatched,
+        CoaDrop::UnexpectedCode,
+        CoaDrop::BadAuthenticator,
+        CoaDrop::BadMessageAuthenticator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoaDrop::Malformed => "malformed",
+            CoaDrop::Unmatched => "unmatched",
+            CoaDrop::UnexpectedCode => "unexpected_code",
+            CoaDrop::BadAuthenticator => "bad_authenticator",
+            CoaDrop::BadMessageAuthenticator => "bad_message_authenticator",
+        }
+    }
+}
+
+/// The RFC 5176 client (`coa.rs`).
+#[derive(Clone)]
+pub struct CoaMetrics {
+    pub retransmissions: Counter,
+    drops: [Counter; CoaDrop::ALL.len()],
+}
+
+impl CoaMetrics {
+    pub fn new() -> CoaMetrics {
+        CoaMetrics {
+            retransmissions: counter!("simguard_coa_retransmissions_total"),
+            drops: CoaDrop::ALL
+                .map(|r| counter!("simguard_coa_answers_dropped_total", "reason" => r.as_str())),
+        }
+    }
+
+    /// One request finished, by action and result (ack, nak, session_gone,
+    /// timeout, no_such_nas).
+    pub fn finished(&self, action: &'static str, result: &'static str) {
+        counter!("simguard_coa_requests_total", "action" => action, "result" => result)
+            .increment(1);
+    }
+
+    pub fn dropped(&self, r: CoaDrop) {
+        if let Some(i) = CoaDrop::ALL.iter().position(|x| *x == r) {
+            self.drops[i].increment(1);
+        }
+    }
+}
+
+impl Default for CoaMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The admission server (`auth.rs`).
+#[derive(Clone)]
+pub struct AuthMetrics {
+    pub received: Counter,
+    drops: [Counter; DropReason::ALL.len()],
+}
+
+impl AuthMetrics {
+    pub fn new() -> AuthMetrics {
+        AuthMetrics {
+            received: counter!("simguard_radius_auth_received_total"),
+            drops: DropReason::ALL
+                .map(|r| counter!("simguard_radius_auth_dropped_total", "reason" => r.as_str())),
+        }
+    }
+
+    pub fn dropped(&self, r: DropReason) {
+        if let Some(i) = DropReason::ALL.iter().position(|x| *x == r) {
+            self.drops[i].increment(1);
+        }
+    }
+
+    /// One decision, by outcome (accept, reject) and reason (the grant or
+    /// the reject reason).
+    pub fn decided(&self, outcome: &'static str, reason: &'static str) {
+        counter!("simguard_radius_auth_decisions_total", "outcome" => outcome, "reason" => reason)
+            .increment(1);
+    }
+}
+
+impl Default for AuthMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,545 @@
+//! The RFC 5176 client against a real NAS: FreeRADIUS (`freeradius -X`) with
+//! a CoA listener that ACKs known sessions, NAKs `unknown*` sessions with
+//! Error-Cause 503 and `prohibited*` ones with 501, and drops anything whose
+//! secret or Message-Authenticator does not verify. What FreeRADIUS received
+//! is read from its debug output.
+
+use simguard_radius::{attr, Code, PacketWriter};
+use simguard_server::coa::Enforcer;
+use simguard_server::config::Config;
+use simguard_server::{EnforceAction, EnforceRequest, EnforceResult, Server, StartOptions};
+use std::io::Read;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const FREERADIUS: &str = "/usr/sbin/freeradius";
+const RADDB: &str = "/etc/freeradius/3.0";
+const SECRET: &str = "coa-test-secret";
+const IMSI: &str = "901700000000001";
+
+fn have_freeradius() -> bool {
+    if Path::new(FREERADIUS).exists() && Path::new(RADDB).exists() {
+        return true;
+    }
+    eprintln!("SKIP: {FREERADIUS} is missing (apt-get install freeradius)");
+    false
+}
+
+/// FreeRADIUS acting as the NAS, on an ephemeral port; killed on drop.
+struct Nas {
+    child: Child,
+    port: u16,
+    out: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_dir(&e.path(), &t);
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(e.path()).unwrap();
+            std::os::unix::fs::symlink(target, &t).unwrap();
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const SITE: &str = r#"
+listen {
+  type = coa
+  ipaddr = 127.0.0.1
+  port = PORT
+  virtual_server = coa-nas
+}
+server coa-nas {
+  recv-coa {
+    if (&Acct-Session-Id =~ /^unknown/) {
+      update reply {
+        &Error-Cause := Session-Context-Not-Found
+      }
+      reject
+    }
+    if (&Acct-Session-Id =~ /^prohibited/) {
+      update reply {
+        &Error-Cause := Administratively-Prohibited
+        &Reply-Message := "not on this gateway"
+      }
+      reject
+    }
+    ok
+  }
+  send-coa {
+    ok
+  }
+}
+"#;
+
+impl Nas {
+    fn start() -> Nas {
+        let dir = tempfile::tempdir().unwrap();
+        let raddb: PathBuf = dir.path().join("raddb");
+        copy_dir(Path::new(RADDB), &raddb);
+        for sub in ["sites-enabled", "mods-enabled"] {
+            let d = raddb.join(sub);
+            std::fs::remove_dir_all(&d).unwrap();
+            std::fs::create_dir(&d).unwrap();
+        }
+        std::os::unix::fs::symlink(
+            "../mods-available/always",
+            raddb.join("mods-enabled/always"),
+        )
+        .unwrap();
+        std::fs::write(
+            raddb.join("clients.conf"),
+            format!(
+                "client simguard {{\n  ipaddr = 127.0.0.1\n  secret = {SECRET}\n  require_message_authenticator = yes\n}}\n"
+            ),
+        )
+        .unwrap();
+        let port = free_udp_port();
+        std::fs::write(
+            raddb.join("sites-enabled/coa-nas"),
+            SITE.replace("PORT", &port.to_string()),
+        )
+        .unwrap();
+        // FreeRADIUS drops to its own user after reading the configuration.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut child = Command::new(FREERADIUS)
+            .args(["-X", "-f", "-d"])
+            .arg(&raddb)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let mut nas = Nas {
+            child,
+            port,
+            out,
+            _dir: dir,
+        };
+        let t0 = Instant::now();
+        while !nas.output().contains("Ready to process requests") {
+            if let Ok(Some(status)) = nas.child.try_wait() {
+                panic!("freeradius exited with {status}:\n{}", nas.output());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "freeradius did not start:\n{}",
+                nas.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nas
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Attributes of each request FreeRADIUS received, as it printed them:
+    /// (packet name, [(attribute, value)]).
+    fn received(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let out = self.output();
+        let mut v: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        let mut open: Option<String> = None;
+        for line in out.lines() {
+            // "(3) Received CoA-Request Id 7 from ..." then "(3)   Name = value".
+            let Some((tag, rest)) = line.split_once(") ") else {
+                open = None;
+                continue;
+            };
+            if let Some(r) = rest.strip_prefix("Received ") {
+                open = Some(tag.to_string());
+                v.push((r.split_whitespace().next().unwrap_or("").into(), Vec::new()));
+            } else if open.as_deref() == Some(tag) && rest.starts_with("  ") {
+                match rest.trim().split_once(" = ") {
+                    Some((k, val)) if !k.starts_with('#') => {
+                        if let Some(last) = v.last_mut() {
+                            last.1
+                                .push((k.to_string(), val.trim_matches('"').to_string()));
+                        }
+                    }
+                    _ => open = None,
+                }
+            } else {
+                open = None;
+            }
+        }
+        v
+    }
+
+    /// Waits until FreeRADIUS printed `needle` at least `n` times.
+    fn wait_for(&self, needle: &str, n: usize) {
+        let t0 = Instant::now();
+        while self.output().matches(needle).count() < n {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{needle:?} x{n} not in freeradius output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The `[radius]` part of a config whose clients point at `nas`.
+fn config(dir: &Path, port: u16, coa: &str, extra_clients: &str) -> Config {
+    let toml = format!(
+        r#"
+data_dir = "{}"
+[http]
+bind = "127.0.0.1:0"
+[radius]
+accounting_bind = "127.0.0.1:0"
+auth_bind = "127.0.0.1:0"
+[radius.coa]
+source = "127.0.0.1:0"
+{coa}
+[[radius.clients]]
+name = "pgw-fr"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+coa_port = {port}
+{extra_clients}
+[flows]
+ipfix_bind = "127.0.0.1:0"
+netflow_bind = "127.0.0.1:0"
+[engine]
+tick_ms = 0
+"#,
+        dir.display()
+    );
+    Config::from_toml(&toml, "test", std::iter::empty()).unwrap()
+}
+
+fn req(nas: &str, session: &str, action: EnforceAction) -> EnforceRequest {
+    EnforceRequest::new(
+        nas,
+        session,
+        IMSI,
+        Some(Ipv4Addr::new(10, 45, 0, 7)),
+        action,
+    )
+}
+
+fn attr_of<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disconnect_and_coa_are_acked_with_our_attributes() {
+    if !have_freeradius() {
+        return;
+    }
+    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        config(dir.path(), nas.port, "", ""),
+        StartOptions::default(),
+    )
+    .await
+    .unwrap();
+    let enforcer = server.enforcer.clone();
+
+    let out = enforcer
+        .send(req("pgw-fr", "sess-1", EnforceAction::Disconnect))
+        .await;
+    assert_eq!(out.result, EnforceResult::Ack, "{out:?}\n{}", nas.output());
+    assert_eq!(out.attempts, 1);
+    assert!(out.rtt_ms.is_some());
+    assert_eq!(out.code.as_deref(), Some("Disconnect-Request"));
+
+    let out = enforcer
+        .send(req(
+            "pgw-fr",
+            "sess-1",
+            EnforceAction::Throttle { kbps: 256 },
+        ))
+        .await;
+    assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
+    assert_eq!(out.code.as_deref(), Some("CoA-Request"));
+    assert!(
+        out.sent_attributes
+            .contains(&"Filter-Id = \"simguard-throttle-256k\"".to_string()),
+        "{out:?}"
+    );
+    let out = enforcer
+        .send(req("pgw-fr", "sess-1", EnforceAction::Quarantine))
+        .await;
+    assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
+    let out = enforcer
+        .send(req("pgw-fr", "sess-1", EnforceAction::Release))
+        .await;
+    assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
+
+    let got = nas.received();
+    let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Disconnect-Request",
+            "CoA-Request",
+            "CoA-Request",
+            "CoA-Request"
+        ],
+        "{}",
+        nas.output()
+    );
+    for (kind, attrs) in &got {
+        assert_eq!(attr_of(attrs, "Acct-Session-Id"), Some("sess-1"), "{kind}");
+        assert_eq!(attr_of(attrs, "User-Name"), Some(IMSI), "{kind}");
+        assert_eq!(attr_of(attrs, "3GPP-IMSI"), Some(IMSI), "{kind}");
+        assert_eq!(
+            attr_of(attrs, "Framed-IP-Address"),
+            Some("10.45.0.7"),
+            "{kind}"
+        );
+        assert!(attr_of(attrs, "Event-Timestamp").is_some(), "{kind}");
+        // FreeRADIUS verified it (it drops a packet whose MAC is wrong).
+        assert!(
+            attr_of(attrs, "Message-Authenticator").is_some_and(|v| v.starts_with("0x")),
+            "{kind}"
+        );
+    }
+    assert_eq!(attr_of(&got[0].1, "Filter-Id"), None);
+    assert_eq!(
+        attr_of(&got[1].1, "Filter-Id"),
+        Some("simguard-throttle-256k")
+    );
+    assert_eq!(attr_of(&got[2].1, "Filter-Id"), Some("simguard-quarantine"));
+    assert_eq!(attr_of(&got[3].1, "Filter-Id"), Some("simguard-default"));
+    assert!(!nas.output().contains("invalid Message-Authenticator"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn naks_report_their_error_cause_and_503_is_session_gone() {
+    if !have_freeradius() {
+        return;
+    }
+    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), nas.port, "", "");
+    let enforcer = Enforcer::new(&cfg.radius).await.unwrap();
+    for action in [EnforceAction::Disconnect, EnforceAction::Quarantine] {
+        let out = enforcer.send(req("pgw-fr", "unknown-42", action)).await;
+        assert_eq!(out.result, EnforceResult::SessionGone, "{out:?}");
+        assert_eq!(out.attempts, 1);
+    }
+    let out = enforcer
+        .send(req("pgw-fr", "prohibited-1", EnforceAction::Disconnect))
+        .await;
+    assert_eq!(
+        out.result,
+        EnforceResult::Nak {
+            error_cause: 501,
+            text: "Administratively-Prohibited: not on this gateway".into()
+        },
+        "{out:?}"
+    );
+    let kinds: Vec<String> = nas.received().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        ["Disconnect-Request", "CoA-Request", "Disconnect-Request"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_secret_times_out_after_every_retransmission() {
+    if !have_freeradius() {
+        return;
+    }
+    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Same NAS, another secret: FreeRADIUS drops every copy.
+    let cfg = config(
+        dir.path(),
+        nas.port,
+        "timeout_ms = 100\nattempts = 3",
+        &format!(
+            "[[radius.clients]]\nname = \"pgw-wrong\"\naddress = \"127.0.0.2/32\"\nsecret = \"not-the-secret\"\ncoa_address = \"127.0.0.1\"\ncoa_port = {}\n",
+            nas.port
+        ),
+    );
+    let enforcer = Enforcer::new(&cfg.radius).await.unwrap();
+    let t0 = Instant::now();
+    let out = enforcer
+        .send(req("pgw-wrong", "sess-1", EnforceAction::Disconnect))
+        .await;
+    assert_eq!(out.result, EnforceResult::Timeout, "{out:?}");
+    assert_eq!(out.attempts, 3);
+    assert_eq!(out.rtt_ms, None);
+    // Back-off: 100 + 200 + 400 ms at the least.
+    assert!(t0.elapsed() >= Duration::from_millis(700));
+    // Every transmission reached the NAS: the first was refused, and the
+    // retransmissions, byte for byte the same, were taken for duplicates.
+    nas.wait_for("invalid Message-Authenticator", 1);
+    nas.wait_for("Ignoring duplicate packet", 2);
+    // The control: the right secret to the same NAS is answered.
+    let out = enforcer
+        .send(req("pgw-fr", "sess-1", EnforceAction::Disconnect))
+        .await;
+    assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn freeradius_checks_the_message_authenticator_we_compute() {
+    if !have_freeradius() {
+        return;
+    }
+    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    // A Disconnect-Request whose Request Authenticator is right but whose
+    // Message-Authenticator is garbage (added as a plain attribute, so the
+    // writer does not compute it): FreeRADIUS must drop it.
+    let mut buf = Vec::new();
+    let mut w = PacketWriter::new(&mut buf, Code::DisconnectRequest, 9, [0; 16]);
+    w.attr(attr::MESSAGE_AUTHENTICATOR, &[0x5a; 16]).unwrap();
+    w.attr_str(attr::ACCT_SESSION_ID, "sess-1").unwrap();
+    let bytes = w.finish_request(SECRET.as_bytes()).to_vec();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(&bytes, ("127.0.0.1", nas.port)).unwrap();
+    let nas = tokio::task::spawn_blocking(move || {
+        nas.wait_for("invalid Message-Authenticator", 1);
+        nas
+    })
+    .await
+    .unwrap();
+    // Ours, with the same secret, passes.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), nas.port, "", "");
+    let enforcer = Enforcer::new(&cfg.radius).await.unwrap();
+    let out = enforcer
+        .send(req("pgw-fr", "sess-1", EnforceAction::Disconnect))
+        .await;
+    assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
+    assert_eq!(
+        nas.output()
+            .matches("invalid Message-Authenticator")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_requests_in_flight_to_one_nas_get_distinct_identifiers() {
+    if !have_freeradius() {
+        return;
+    }
+    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Fewer slots than requests: the rest wait for one to free up.
+    let cfg = config(
+        dir.path(),
+        nas.port,
+        "max_in_flight = 64\ntimeout_ms = 2000",
+        "",
+    );
+    let enforcer = Arc::new(Enforcer::new(&cfg.radius).await.unwrap());
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let e = enforcer.clone();
+            tokio::spawn(async move {
+                e.send(req(
+                    "pgw-fr",
+                    &format!("sess-{i}"),
+                    EnforceAction::Throttle { kbps: 64 },
+                ))
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let out = t.await.unwrap();
+        assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
+    }
+    // FreeRADIUS saw 300 distinct requests, not duplicates of fewer.
+    let mut sessions: Vec<String> = nas
+        .received()
+        .into_iter()
+        .filter_map(|(_, a)| attr_of(&a, "Acct-Session-Id").map(str::to_string))
+        .collect();
+    sessions.sort();
+    sessions.dedup();
+    assert_eq!(sessions.len(), 300);
+}
+
+#[tokio::test]
+async fn unknown_nas_and_nas_without_a_coa_address_send_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        3799,
+        "",
+        "[[radius.clients]]\nname = \"pgw-pool\"\naddress = \"10.0.0.0/24\"\nsecret = \"s\"\n",
+    );
+    let enforcer = Enforcer::new(&cfg.radius).await.unwrap();
+    for nas in ["pgw-nope", "pgw-pool"] {
+        let out = enforcer
+            .send(req(nas, "sess-1", EnforceAction::Disconnect))
+            .await;
+        assert_eq!(out.result, EnforceResult::NoSuchNas, "{nas}");
+        assert_eq!(out.attempts, 0);
+    }
+    // A dry run shows what would be sent.
+    let (code, attrs) = enforcer
+        .preview(&req(
+            "pgw-fr",
+            "sess-1",
+            EnforceAction::Throttle { kbps: 128 },
+        ))
+        .unwrap();
+    assert_eq!(code, Code::CoaRequest);
+    assert!(attrs.contains(&"Filter-Id = \"simguard-throttle-128k\"".to_string()));
+    assert!(attrs.contains(&"3GPP-IMSI = \"901700000000001\"".to_string()));
+    assert!(enforcer
+        .preview(&req("pgw-nope", "s", EnforceAction::Release))
+        .is_none());
+}
