@@ -6,7 +6,7 @@
 
 use crate::detect::{AcctCtx, DetectOptions, Detection, Names, Sink};
 use crate::device::{session_key, Device, LivenessOptions, Provisioning, RecordSyms, Sym};
-use crate::event::{AcctRecord, Event, FlowRecord};
+use crate::event::{AcctRecord, AcctStatus, Event, FlowRecord};
 use crate::ids::Digits;
 use crate::inventory::{DeviceRecord, Group, Lifecycle, Tenant};
 use crate::iptable::{DeviceRef, IpTable};
@@ -488,6 +488,7 @@ impl Engine {
                             group: prov.map(|(_, g, _)| syms.resolve(g)),
                         },
                         apn,
+                        picked_up: before.is_none() && r.status != AcctStatus::Start,
                     };
                     let mut sink = Sink {
                         seq,

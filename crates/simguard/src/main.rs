@@ -2,6 +2,7 @@
 
 mod client;
 mod cmd;
+mod iot23;
 mod score;
 
 use clap::{Parser, Subcommand};

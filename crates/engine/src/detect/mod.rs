@@ -196,6 +196,17 @@ pub fn cell_text(c: &Cell) -> String {
     format!("{}-{}-{}", c.plmn, c.area, c.id)
 }
 
+/// Uplink allowed per byte downloaded as acknowledgements, percent (TCP
+/// ACKs of full-size segments cost 2-3% of the download).
+const ACK_ALLOWANCE_PCT: u64 = 5;
+
+/// Consecutive anomalous reports after which the new level is learned.
+const RELEARN_AFTER: u8 = 8;
+
+/// Networks and APNs carry many cells: their overload needs this many
+/// times the cell minimum.
+const WIDE_OVERLOAD_FACTOR: u32 = 10;
+
 /// Average packet size below which an uplink flow is acknowledgements
 /// (of a download), not data the device sends.
 const MIN_DATA_PACKET_BYTES: u64 = 200;
@@ -245,6 +256,10 @@ pub struct AcctCtx<'a> {
     pub bound_imei: Option<Digits>,
     pub names: Names<'a>,
     pub apn: Option<Sym>,
+    /// The record is the first seen of a session that started earlier
+    /// (simguard started, or missed the Start): its counters cover an
+    /// unknown span, so they say nothing about a report or a day.
+    pub picked_up: bool,
 }
 
 impl Detection {
@@ -493,14 +508,29 @@ impl Detection {
         }
 
         // ---- volume ----
-        if cx.up > 0 {
+        // What the device sent of its own: the uplink minus the
+        // acknowledgements its downloads cost (a firmware update's ACKs are
+        // not the device talking).
+        let own_up = if cx.picked_up {
+            0
+        } else {
+            cx.up
+                .saturating_sub(cx.down.saturating_mul(ACK_ALLOWANCE_PCT) / 100)
+        };
+        // A device that is reconnecting over and over sends partial
+        // reports: nothing to learn a normal level from.
+        let flapping = st
+            .starts_since(((r.time / 1000).max(0) as u32).saturating_sub(opts.flap_window_secs))
+            + 1
+            >= opts.flap_starts as usize;
+        if own_up > 0 {
             let day = r.time.div_euclid(DAY_MS) as i32;
             if day > st.day {
                 st.day = day;
                 st.day_up = 0;
             }
             if day == st.day {
-                st.day_up += cx.up;
+                st.day_up += own_up;
             }
             if let Some(max) = profile.and_then(|p| p.max_bytes_per_day) {
                 if declared_on
@@ -529,7 +559,7 @@ impl Detection {
                     );
                 }
             }
-            let q = quantize(cx.up);
+            let q = quantize(own_up);
             let season = gd.as_deref().map_or(0, |g| g.seasonal_offset(r.time, 50));
             let warm = st.volumes.len() >= opts.warmup_reports as usize;
             let expected = if warm {
@@ -560,12 +590,11 @@ impl Detection {
                     i32::from(high) + season.max(0) + ratio_steps(opts.volume_factor_pct);
                 // Uplink that rides on a much larger download is its
                 // acknowledgements (a firmware update), not the device talking.
-                let download = cx.down >= cx.up.saturating_mul(8);
-                if i32::from(q) > threshold && cx.up >= opts.volume_min_bytes && !download {
+                if i32::from(q) > threshold && own_up >= opts.volume_min_bytes {
                     anomalous = true;
                     if baseline_on && st.allow(FindingKind::VolumeAnomaly, r.time, cool) {
                         let high_b = state::dequantize(high);
-                        let ratio = cx.up as f64 / high_b.max(1) as f64;
+                        let ratio = own_up as f64 / high_b.max(1) as f64;
                         let sev = if ratio >= 50.0 {
                             Severity::Critical
                         } else {
@@ -577,13 +606,13 @@ impl Detection {
                             if warm { 85 } else { 70 },
                             format!(
                                 "sent {} in one report, {ratio:.0}x its usual high of {}",
-                                bytes_text(cx.up),
+                                bytes_text(own_up),
                                 bytes_text(high_b)
                             ),
                         )
                         .fact(
                             "uplink_per_report",
-                            bytes_text(cx.up),
+                            bytes_text(own_up),
                             Some(format!("at most {}", bytes_text(high_b))),
                         )
                         .baseline(basis);
@@ -598,10 +627,18 @@ impl Detection {
             // An anomaly is not learned once the device has a baseline of its
             // own (one spike must not poison it). Before that, a device that
             // merely differs from its cohort still learns its own level.
-            if !anomalous || !warm {
+            // A lasting change of level is learned after a run of anomalies
+            // (it was reported once; reporting it every hour helps no one).
+            st.anomaly_run = if anomalous {
+                st.anomaly_run.saturating_add(1)
+            } else {
+                0
+            };
+            let relearn = st.anomaly_run >= RELEARN_AFTER;
+            if (!anomalous || !warm || relearn) && !flapping {
                 st.volumes.push(q);
             }
-            if !anomalous {
+            if !anomalous && !flapping {
                 if let Some(g) = gd.as_deref_mut() {
                     g.observe_volume(q, r.time);
                 }
@@ -790,15 +827,16 @@ impl Detection {
                 keys.push((LoadKind::Apn, u64::from(a), Subject::Apn(apn.to_string())));
             }
             for (kind, key, subject) in keys {
-                if let Some(o) = self.load.attach(
-                    kind,
-                    key,
-                    r.time,
-                    window,
-                    opts.overload_min_attaches,
-                    opts.overload_factor,
-                    judge,
-                ) {
+                let min = if kind == LoadKind::Cell {
+                    opts.overload_min_attaches
+                } else {
+                    opts.overload_min_attaches
+                        .saturating_mul(WIDE_OVERLOAD_FACTOR)
+                };
+                if let Some(o) =
+                    self.load
+                        .attach(kind, key, r.time, window, min, opts.overload_factor, judge)
+                {
                     let base = o
                         .baseline
                         .map_or("no history".to_string(), |b| format!("{b:.1} per window"));

@@ -104,6 +104,8 @@ pub struct DeviceDetect {
     pub silent_armed: bool,
     /// Whether the current silence was already reported.
     pub silent_reported: bool,
+    /// Consecutive volume anomalies (a lasting change is learned after a run).
+    pub anomaly_run: u8,
     /// Recently raised kinds (kind + 1; 0 = free) and when (Unix minutes),
     /// for cooldowns. Two arrays, not pairs, to avoid padding.
     pub cooldown_kinds: [u8; COOLDOWNS],

@@ -18,8 +18,14 @@ use std::time::{Duration, Instant};
 #[derive(Args)]
 pub struct EvalArgs {
     /// Scenario file (TOML), e.g. scenarios/small.toml.
-    #[arg(long)]
-    pub scenario: PathBuf,
+    #[arg(long, required_unless_present = "iot23")]
+    pub scenario: Option<PathBuf>,
+    /// Replay the labelled IoT-23 captures (Zeek conn.log CSVs) in DIR as
+    /// IPFIX, each capture's device bound to a SIM through accounting, and
+    /// report what was found per label. DIR defaults to
+    /// $SIMGUARD_SHARED_DATA/iot23, else ../shared/data/iot23.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub iot23: Option<Option<PathBuf>>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -49,20 +55,40 @@ fn grace_ms(attack: &str, interval_secs: Option<u32>) -> i64 {
 }
 
 pub async fn run(a: EvalArgs) -> Result<()> {
-    let scenario = Scenario::load(&a.scenario)
-        .with_context(|| format!("loading scenario {}", a.scenario.display()))?;
-    let tmp;
-    let data_dir = match &a.data_dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir().context("creating a temporary data directory")?;
-            tmp.path().to_path_buf()
+    let mut json = serde_json::Map::new();
+    let mut missed = false;
+    if let Some(path) = &a.scenario {
+        let (v, m) = run_scenario(&a, path).await?;
+        if let serde_json::Value::Object(o) = v {
+            json.extend(o);
         }
-    };
-    // Ephemeral ports on loopback, and no wall-clock ticks: the scenario's
-    // simulated time is the only clock, so results do not depend on when
-    // or how fast it runs.
-    let overrides = [
+        missed |= m;
+    }
+    if let Some(dir) = &a.iot23 {
+        let dir = match dir {
+            Some(d) => d.clone(),
+            None => super::eval_iot23::default_dir()?,
+        };
+        let report = super::eval_iot23::run(&dir, a.data_dir.as_deref()).await?;
+        print!("{}", report.text());
+        missed |= !report.all_met();
+        json.insert("iot23".into(), serde_json::to_value(&report)?);
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.gate && missed {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+/// The configuration overrides of every eval server: ephemeral ports on
+/// loopback, and no wall-clock ticks (the replayed time is the only clock,
+/// so results do not depend on when or how fast it runs).
+pub(crate) fn server_overrides(data_dir: &std::path::Path) -> Vec<(String, String)> {
+    [
         ("SIMGUARD_DATA_DIR", data_dir.display().to_string()),
         ("SIMGUARD_HTTP__BIND", "127.0.0.1:0".into()),
         ("SIMGUARD_RADIUS__ACCOUNTING_BIND", "127.0.0.1:0".into()),
@@ -71,7 +97,24 @@ pub async fn run(a: EvalArgs) -> Result<()> {
         ("SIMGUARD_FLOWS__NETFLOW_BIND", "127.0.0.1:0".into()),
         ("SIMGUARD_ENGINE__TICK_MS", "0".into()),
     ]
-    .map(|(k, v)| (k.to_string(), v));
+    .map(|(k, v)| (k.to_string(), v))
+    .into()
+}
+
+/// Runs one scenario; returns its JSON results and whether a quality
+/// target was missed.
+async fn run_scenario(a: &EvalArgs, path: &std::path::Path) -> Result<(serde_json::Value, bool)> {
+    let scenario =
+        Scenario::load(path).with_context(|| format!("loading scenario {}", path.display()))?;
+    let tmp;
+    let data_dir = match &a.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().context("creating a temporary data directory")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let overrides = server_overrides(&data_dir);
     let cfg = Config::from_toml(TEMPLATE, "built-in default", overrides.into_iter())?;
     let secret = cfg
         .radius
@@ -153,24 +196,17 @@ pub async fn run(a: EvalArgs) -> Result<()> {
         report.benign_device_days,
     );
     print_report(&scenario, &eval);
-    if let Some(path) = &a.json {
-        let json = serde_json::json!({
-            "scenario": scenario.name,
-            "devices": fleet.len(),
-            "simulated_days": scenario.duration.as_secs_f64() / 86_400.0,
-            "requests": report.sim.sent,
-            "flows": report.sim.flows_exported,
-            "wall_seconds": started.elapsed().as_secs_f64(),
-            "evaluation": eval,
-            "missed_targets": eval.missed_targets(),
-        });
-        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if a.gate && !eval.missed_targets().is_empty() {
-        std::process::exit(2);
-    }
-    Ok(())
+    let json = serde_json::json!({
+        "scenario": scenario.name,
+        "devices": fleet.len(),
+        "simulated_days": scenario.duration.as_secs_f64() / 86_400.0,
+        "requests": report.sim.sent,
+        "flows": report.sim.flows_exported,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "evaluation": eval,
+        "missed_targets": eval.missed_targets(),
+    });
+    Ok((json, !eval.missed_targets().is_empty()))
 }
 
 fn print_report(s: &Scenario, e: &Evaluation) {
@@ -223,7 +259,7 @@ async fn drain(api: &ApiClient, flows: u64) -> Result<()> {
     }
 }
 
-async fn fetch_findings(api: &ApiClient) -> Result<Vec<Found>> {
+pub(crate) async fn fetch_findings(api: &ApiClient) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
