@@ -320,6 +320,9 @@ async fn disconnect_and_coa_are_acked_with_our_attributes() {
         .await;
     assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
 
+    // Our answers can overtake FreeRADIUS's log lines through the pipe.
+    nas.wait_for("Sent Disconnect-ACK", 1);
+    nas.wait_for("Sent CoA-ACK", 3);
     let got = nas.received();
     let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
@@ -385,6 +388,8 @@ async fn naks_report_their_error_cause_and_503_is_session_gone() {
         },
         "{out:?}"
     );
+    nas.wait_for("Sent Disconnect-NAK", 2);
+    nas.wait_for("Sent CoA-NAK", 1);
     let kinds: Vec<String> = nas.received().into_iter().map(|(k, _)| k).collect();
     assert_eq!(
         kinds,
@@ -501,6 +506,7 @@ async fn many_requests_in_flight_to_one_nas_get_distinct_identifiers() {
         assert_eq!(out.result, EnforceResult::Ack, "{out:?}");
     }
     // FreeRADIUS saw 300 distinct requests, not duplicates of fewer.
+    nas.wait_for("Sent CoA-ACK", 300);
     let mut sessions: Vec<String> = nas
         .received()
         .into_iter()
