@@ -1,7 +1,9 @@
 //! `simguard eval`: runs an attack-lab scenario through a real server, over
 //! the wire (RADIUS accounting and IPFIX on UDP, findings read back through
 //! the HTTP API), and scores what detection found against the scenario's
-//! ground truth. See `crate::score` for the rules.
+//! ground truth. See `crate::score` for the rules. With `--iot23 DIR` it
+//! replays the labelled IoT-23 captures instead (or as well): see
+//! `cmd::eval_iot23`.
 
 use crate::client::ApiClient;
 use crate::cmd::fleet_inventory;
