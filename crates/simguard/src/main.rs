@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         what: cmd::import::ImportWhat,
     },
+    /// Response rules: backtest a rule over the server's recorded history.
+    Rules {
+        #[command(subcommand)]
+        cmd: cmd::rules::RulesCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Import { what } => cmd::import::run(what).await,
+            Command::Rules { cmd } => cmd::rules::run(cmd).await,
         }
     });
     match result {
