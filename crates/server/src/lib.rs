@@ -12,6 +12,7 @@ pub mod backtest;
 pub mod clients;
 pub mod coa;
 pub mod config;
+pub mod enforce;
 pub mod flows;
 pub mod metrics;
 pub mod pipeline;
@@ -224,6 +225,9 @@ pub struct Server {
     pub events: EventHub,
     shutdown: Arc<AtomicBool>,
     http_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Stops the enforcement task (it holds a journal sender).
+    enforce_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    enforce_task: Option<tokio::task::JoinHandle<()>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
     threads: Vec<(&'static str, JoinHandle<()>)>,
@@ -465,6 +469,17 @@ impl Server {
                 pipeline::snapshot_loop(dir, snap_rx, sink_tx)
             })?);
         }
+        // Actions the engine decides in enforce mode go to the network
+        // (CoA / Disconnect) from this task; its answers come back through
+        // the journal.
+        let (enforce_tx, enforce_rx) = tokio::sync::mpsc::channel(enforce::QUEUE);
+        let (enforce_stop, enforce_stop_rx) = tokio::sync::oneshot::channel();
+        let enforce_task = tokio::spawn(enforce::run(
+            enforcer.clone(),
+            enforce_rx,
+            sub_tx.clone(),
+            enforce_stop_rx,
+        ));
         {
             let (engine, m) = (engine.clone(), m.clone());
             let policy = SnapshotPolicy {
@@ -472,7 +487,16 @@ impl Server {
                 dir: cfg.snapshot_dir(),
             };
             threads.push(spawn("sg-engine", move || {
-                pipeline::engine_loop(engine, eng_rx, sink_tx, snap_tx, applied_tx, policy, m)
+                pipeline::engine_loop(
+                    engine,
+                    eng_rx,
+                    sink_tx,
+                    snap_tx,
+                    applied_tx,
+                    policy,
+                    m,
+                    Some(enforce_tx),
+                )
             })?);
         }
         {
@@ -623,6 +647,8 @@ impl Server {
             events,
             shutdown,
             http_shutdown: Some(http_shutdown),
+            enforce_stop: Some(enforce_stop),
+            enforce_task: Some(enforce_task),
             http_task: Some(http_task),
             ticker,
             threads,
@@ -641,6 +667,12 @@ impl Server {
         }
         if let Some(t) = self.ticker.take() {
             t.abort();
+            let _ = t.await;
+        }
+        if let Some(tx) = self.enforce_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.enforce_task.take() {
             let _ = t.await;
         }
         let threads = std::mem::take(&mut self.threads);

@@ -80,6 +80,8 @@ pub struct Metrics {
     pub acct_received: Counter,
     pub acct_accepted: Counter,
     pub acct_duplicates: Counter,
+    /// Enforced actions not sent because the enforcement queue was full.
+    pub enforce_dropped: Counter,
     drops: [Counter; DropReason::ALL.len()],
     pub journal_fsync: Histogram,
     pub journal_batch: Histogram,
@@ -96,6 +98,7 @@ impl Metrics {
             acct_received: counter!("simguard_radius_acct_received_total"),
             acct_accepted: counter!("simguard_radius_acct_accepted_total"),
             acct_duplicates: counter!("simguard_radius_acct_duplicates_total"),
+            enforce_dropped: counter!("simguard_enforce_dropped_total"),
             drops: DropReason::ALL
                 .map(|r| counter!("simguard_radius_acct_dropped_total", "reason" => r.as_str())),
             journal_fsync: histogram!("simguard_journal_fsync_seconds"),

@@ -548,6 +548,7 @@ pub fn engine_loop(
     applied: tokio::sync::watch::Sender<u64>,
     policy: SnapshotPolicy,
     metrics: Metrics,
+    enforce_tx: Option<tokio::sync::mpsc::Sender<crate::enforce::EnforceJob>>,
 ) {
     let mut out = Vec::new();
     let mut last_snapshot = Instant::now();
@@ -578,6 +579,23 @@ pub fn engine_loop(
                 e.apply(*seq, ev, &mut out);
                 held += weight(ev);
                 hi = *seq;
+                if let Some(tx) = &enforce_tx {
+                    // Live actions only (recovery does not come this way),
+                    // with the device's sessions as they are now.
+                    for o in &out {
+                        if let Output::Action(a) = o {
+                            if let Some(job) = crate::enforce::job_for(&e, a) {
+                                if tx.try_send(job).is_err() {
+                                    metrics.enforce_dropped.increment(1);
+                                    tracing::warn!(
+                                        action = a.id,
+                                        "enforcement queue full: action not sent"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
                 items.extend(out.drain(..).filter(SinkState::wants).map(|o| (*seq, o)));
             }
         }
@@ -872,6 +890,7 @@ mod tests {
                     applied_tx,
                     policy,
                     Metrics::new(),
+                    None,
                 )
             })
         };

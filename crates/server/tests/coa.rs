@@ -549,3 +549,169 @@ async fn unknown_nas_and_nas_without_a_coa_address_send_nothing() {
         .preview(&req("pgw-nope", "s", EnforceAction::Release))
         .is_none());
 }
+
+/// The whole loop: the PGW reports a session (radclient), a rule and a
+/// person decide actions, the enforcement adapter sends CoA and Disconnect
+/// to the NAS (FreeRADIUS), and the answers land in the audit trail.
+#[tokio::test(flavor = "multi_thread")]
+async fn actions_decided_by_the_engine_reach_the_nas_and_their_answers_are_audited() {
+    if !have_freeradius() {
+        return;
+    }
+    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    const TOKEN: &str = "enforcement-test-admin";
+    let server = Server::start(
+        config(dir.path(), nas.port, "", ""),
+        StartOptions {
+            admin_token: Some(TOKEN.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let req = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(TOKEN)
+            .json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let v: serde_json::Value = resp.json().await.unwrap_or_default();
+            assert!(status.is_success(), "{status}: {v}");
+            v
+        }
+    };
+    call(
+        reqwest::Method::PUT,
+        "/api/v1/tenants/acme",
+        serde_json::json!({"name": "Acme"}),
+    )
+    .await;
+    call(
+        reqwest::Method::PUT,
+        "/api/v1/groups/meters",
+        serde_json::json!({"tenant": "acme"}),
+    )
+    .await;
+    call(
+        reqwest::Method::POST,
+        "/api/v1/devices",
+        serde_json::json!({"devices": [{"imsi": IMSI, "tenant": "acme", "group": "meters"}]}),
+    )
+    .await;
+    // Quarantine every device of the group that comes online.
+    call(
+        reqwest::Method::POST,
+        "/api/v1/rules",
+        serde_json::json!({
+            "id": "quarantine-new", "mode": "enforce",
+            "scope": {"group": "meters"},
+            "trigger": {"connectivity": {"event": "came_online"}},
+            "steps": [{"action": "quarantine"}]
+        }),
+    )
+    .await;
+
+    // The PGW reports the session.
+    let file = dir.path().join("start.radclient");
+    std::fs::write(
+        &file,
+        format!(
+            "3GPP-IMSI = \"{IMSI}\"\nFramed-IP-Address = 10.45.0.7\nAcct-Status-Type = Start\n\
+             Acct-Session-Id = \"sess-enf-1\"\nMessage-Authenticator = 0x00\n"
+        ),
+    )
+    .unwrap();
+    let acct = server.acct_addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("radclient")
+            .args(["-x", "-r", "3", "-t", "2", "-f"])
+            .arg(&file)
+            .arg(&acct)
+            .arg("acct")
+            .arg(SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Accounting-Response"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A person blocks it.
+    call(
+        reqwest::Method::POST,
+        &format!("/api/v1/devices/{IMSI}/actions"),
+        serde_json::json!({"action": "block", "reason": "reported stolen"}),
+    )
+    .await;
+
+    // Both actions, each with the NAS's answer.
+    let t0 = Instant::now();
+    let items = loop {
+        let page = call(
+            reqwest::Method::GET,
+            &format!("/api/v1/audit?imsi={IMSI}"),
+            serde_json::Value::Null,
+        )
+        .await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let answered = items
+            .iter()
+            .filter(|a| !a["results"].as_array().is_none_or(|r| r.is_empty()))
+            .count();
+        if items.len() == 2 && answered == 2 {
+            break items;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "audit: {page}\n{}",
+            nas.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Newest first: the block, then the quarantine.
+    let (block, quarantine) = (&items[0], &items[1]);
+    assert_eq!(quarantine["action"], "quarantine");
+    assert_eq!(quarantine["actor"], "rule:quarantine-new");
+    let q = &quarantine["results"][0];
+    assert_eq!(q["result"], "ack", "{quarantine}");
+    let sent = q["sent"].to_string();
+    assert!(
+        sent.contains("CoA-Request") && sent.contains("sess-enf-1"),
+        "{sent}"
+    );
+    assert!(sent.contains("Filter-Id"), "{sent}");
+    assert_eq!(block["action"], "block");
+    assert!(
+        block["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("user:")),
+        "{block}"
+    );
+    assert_eq!(block["reason"], "reported stolen");
+    let b = &block["results"][0];
+    assert_eq!(b["result"], "ack", "{block}");
+    assert!(
+        b["sent"].to_string().contains("Disconnect-Request"),
+        "{block}"
+    );
+    // FreeRADIUS saw both, for our session.
+    let seen = nas.output();
+    assert!(seen.contains("sess-enf-1"), "{seen}");
+    // And the device is blocked.
+    let dev = call(
+        reqwest::Method::GET,
+        &format!("/api/v1/devices/{IMSI}"),
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(dev["lifecycle"], "blocked", "{dev}");
+    server.shutdown().await;
+}
