@@ -56,7 +56,28 @@ pub struct Truth {
     /// The reporting interval of the device's profile (volume and rhythm
     /// changes must be found within one).
     pub interval_secs: Option<u32>,
+    /// When the attack began to change the device's behaviour, if before
+    /// `start_ms` (a roaming SIM leaves hours before it shows up abroad).
+    pub onset_ms: Option<i64>,
+    /// Time the attack needs to undo itself after `end_ms` (the SIM's trip
+    /// back), ms.
+    pub wind_down_ms: i64,
 }
+
+impl Truth {
+    /// Whether a finding about this subject at `t` is explained by the
+    /// attack: from its onset to its end, plus the grace and the wind-down.
+    fn explains(&self, kind: &str, t: i64) -> bool {
+        let from = self.onset_ms.unwrap_or(self.start_ms).min(self.start_ms) - TIME_RESOLUTION_MS;
+        let until = self.end_ms + self.grace_ms + self.wind_down_ms;
+        // A day's declared volume stays exceeded by the attack's bytes
+        // until the UTC day ends.
+        let day_end = (self.end_ms.div_euclid(DAY_MS) + 1) * DAY_MS;
+        t >= from && (t <= until || (kind == "declared_volume" && t < day_end))
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
 
 /// The finding types that count as detecting each attack.
 pub fn accepted(attack: &str) -> &'static [&'static str] {
@@ -238,11 +259,8 @@ pub fn score(
         total += 1;
         let is_true = (f.kind == "unprovisioned" && unprovisioned.contains(&f.subject))
             || by_subject.get(f.subject.as_str()).is_some_and(|ts| {
-                ts.iter().any(|t| {
-                    subject_matches(f, t)
-                        && f.time_ms >= t.start_ms - TIME_RESOLUTION_MS
-                        && f.time_ms <= t.end_ms + t.grace_ms
-                })
+                ts.iter()
+                    .any(|t| subject_matches(f, t) && t.explains(&f.kind, f.time_ms))
             })
             // A cell overload also shows on the cell's network and APN.
             || (f.kind == "overload"
@@ -415,6 +433,8 @@ mod tests {
             end_ms: end,
             grace_ms: 1_000,
             interval_secs: Some(900),
+            onset_ms: None,
+            wind_down_ms: 0,
         }
     }
 
@@ -451,6 +471,32 @@ mod tests {
         assert_eq!((botnet.findings, botnet.true_findings), (2, 1));
         assert!(!e.missed_targets().is_empty());
         assert!(e.table().contains("| mirai-scan | 2 | 1 | 0.50 |"));
+    }
+
+    #[test]
+    fn a_finding_explained_by_the_attack_around_its_window_is_true() {
+        // A roaming SIM leaves at 0, shows up abroad at 10 s, stays until
+        // 20 s and needs 10 s to come back.
+        let mut truth = t("roaming-disallowed", "1", 10_000, 20_000);
+        truth.onset_ms = Some(0);
+        truth.wind_down_ms = 10_000;
+        let found = vec![
+            f("silent", "connectivity", "1", 5_000), // while it travels there
+            f("silent", "connectivity", "1", 30_000), // while it travels back
+            f("silent", "connectivity", "1", 45_000), // later: unexplained
+            f("roaming", "location", "1", 10_000),
+        ];
+        let e = score(&found, &[truth], &BTreeSet::new(), &BTreeSet::new(), 0, 1.0);
+        assert_eq!((e.findings, e.true_findings), (4, 3));
+        assert_eq!(e.attacks[0].detected, 1);
+        // A day's declared volume stays exceeded after the spike, that day only.
+        let spike = t("volume-spike-x10", "2", 3_600_000, 7_200_000);
+        let found = vec![
+            f("declared_volume", "declared", "2", 20_000_000),
+            f("declared_volume", "declared", "2", 90_000_000),
+        ];
+        let e = score(&found, &[spike], &BTreeSet::new(), &BTreeSet::new(), 0, 1.0);
+        assert_eq!((e.findings, e.true_findings), (2, 1));
     }
 
     #[test]

@@ -180,6 +180,8 @@ async fn run_scenario(a: &EvalArgs, path: &std::path::Path) -> Result<(serde_jso
                 start_ms: l.start_ms as i64,
                 end_ms: l.end_ms as i64,
                 interval_secs: iv,
+                onset_ms: l.detail["onset_ms"].as_i64(),
+                wind_down_ms: l.detail["gap_secs"].as_i64().map_or(0, |s| s * 1000),
             }
         })
         .collect();
