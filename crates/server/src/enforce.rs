@@ -40,6 +40,9 @@ pub struct SessionTarget {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnforceJob {
     pub action: u64,
+    /// When the record that triggered the action arrived (wall clock, Unix
+    /// ms; 0 = unknown), to measure trigger-to-send latency.
+    pub trigger_received: i64,
     pub imsi: simguard_engine::Digits,
     pub request: Option<EnforceAction>,
     pub sessions: Vec<SessionTarget>,
@@ -68,7 +71,7 @@ pub fn wire_action(kind: ActionKind) -> Option<EnforceAction> {
 
 /// The job for an action the engine just decided, or None when the network
 /// need not be told. Reads the device's open sessions from the engine.
-pub fn job_for(engine: &Engine, a: &Action) -> Option<EnforceJob> {
+pub fn job_for(engine: &Engine, a: &Action, trigger_received: i64) -> Option<EnforceJob> {
     if !a.enforce {
         return None;
     }
@@ -87,6 +90,7 @@ pub fn job_for(engine: &Engine, a: &Action) -> Option<EnforceJob> {
         .unwrap_or_default();
     Some(EnforceJob {
         action: a.id,
+        trigger_received,
         imsi: a.imsi,
         request: wire_action(a.kind),
         sessions,
@@ -113,7 +117,12 @@ fn result(
 
 /// Sends one job's requests (one per open session) and journals what the
 /// network answered.
-async fn enforce(enforcer: &Enforcer, submit: &SharedSubmit, job: EnforceJob) {
+async fn enforce(
+    enforcer: &Enforcer,
+    submit: &SharedSubmit,
+    metrics: &crate::metrics::Metrics,
+    job: EnforceJob,
+) {
     let mut events = Vec::new();
     match job.request {
         None => events.push(result(
@@ -139,6 +148,12 @@ async fn enforce(enforcer: &Enforcer, submit: &SharedSubmit, job: EnforceJob) {
                     s.framed_ip,
                     action,
                 );
+                if job.trigger_received > 0 {
+                    // The request leaves now (the first transmission is
+                    // immediate): trigger-to-send latency.
+                    let ms = (crate::acct::now_ms() - job.trigger_received).max(0);
+                    metrics.enforce_latency.record(ms as f64 / 1000.0);
+                }
                 let o = enforcer.send(req).await;
                 let mut sent = Vec::new();
                 if let (Some(code), Some(to)) = (&o.code, o.to) {
@@ -201,6 +216,7 @@ pub async fn run(
     enforcer: Arc<Enforcer>,
     mut rx: tokio::sync::mpsc::Receiver<EnforceJob>,
     submit: SyncSender<Submission>,
+    metrics: crate::metrics::Metrics,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let submit: SharedSubmit = Arc::new(Mutex::new(Some(submit)));
@@ -216,9 +232,9 @@ pub async fn run(
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };
-        let (enforcer, submit) = (enforcer.clone(), submit.clone());
+        let (enforcer, submit, metrics) = (enforcer.clone(), submit.clone(), metrics.clone());
         tokio::spawn(async move {
-            enforce(&enforcer, &submit, job).await;
+            enforce(&enforcer, &submit, &metrics, job).await;
             drop(permit);
         });
     }

@@ -478,6 +478,7 @@ impl Server {
             enforcer.clone(),
             enforce_rx,
             sub_tx.clone(),
+            m.clone(),
             enforce_stop_rx,
         ));
         {

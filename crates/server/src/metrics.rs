@@ -88,6 +88,9 @@ pub struct Metrics {
     pub journal_records: Counter,
     pub journal_errors: Counter,
     pub answer_latency: Histogram,
+    /// From the arrival of the record that triggered an action to the
+    /// departure of its CoA/Disconnect (the response issue's benchmark).
+    pub enforce_latency: Histogram,
     pub engine_seq: Gauge,
     pub store_seq: Gauge,
 }
@@ -106,6 +109,7 @@ impl Metrics {
             journal_records: counter!("simguard_journal_records_total"),
             journal_errors: counter!("simguard_journal_errors_total"),
             answer_latency: histogram!("simguard_radius_acct_answer_seconds"),
+            enforce_latency: histogram!("simguard_enforce_trigger_to_send_seconds"),
             engine_seq: gauge!("simguard_engine_applied_seq"),
             store_seq: gauge!("simguard_store_applied_seq"),
         }

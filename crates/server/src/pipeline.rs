@@ -584,7 +584,12 @@ pub fn engine_loop(
                     // with the device's sessions as they are now.
                     for o in &out {
                         if let Output::Action(a) = o {
-                            if let Some(job) = crate::enforce::job_for(&e, a) {
+                            let received = match ev {
+                                Event::Accounting(r) => r.received,
+                                Event::Flows(b) => b.received,
+                                _ => 0,
+                            };
+                            if let Some(job) = crate::enforce::job_for(&e, a, received) {
                                 if tx.try_send(job).is_err() {
                                     metrics.enforce_dropped.increment(1);
                                     tracing::warn!(
