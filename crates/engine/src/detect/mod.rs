@@ -1187,9 +1187,15 @@ impl Detection {
             let learning = time < g.first_flow + i64::from(opts.destinations_warmup_secs) * 1000;
             if learning {
                 g.learn_destination(key);
-            } else if !g.destinations.0.contains(&key) && dest_on {
-                // Beaconing: repeated attempts to the same never-seen
-                // destination, however small (C2 polling, retried SYNs).
+            } else if tcp_attempt(f, dir) == (true, true)
+                && !g.destinations.0.contains(&key)
+                && dest_on
+            {
+                // Beaconing: repeated TCP connection attempts that nobody
+                // answers, to the same never-seen destination (a bot polling
+                // its C2, retried SYNs). Answered sessions are judged by the
+                // data they carry (below); UDP is left out because devices
+                // ask DNS and NTP servers again and again, and pools rotate.
                 let now_s = (time / 1000).clamp(0, i64::from(u32::MAX)) as u32;
                 let c = &mut st.burst.get_or_insert_with(Default::default).beacon;
                 if c.key == key && now_s.saturating_sub(c.first) <= BEACON_WINDOW_SECS {

@@ -89,7 +89,7 @@ impl Default for DetectOptions {
             ddos_min_ports: 16,
             dns_min_qps: 20,
             destinations_warmup_secs: 86_400,
-            new_destination_min_bytes: 4_096,
+            new_destination_min_bytes: 32_768,
             travel_max_kmh: 1_000,
             travel_slack_km: 1_500,
             overload_window_secs: 600,
