@@ -785,6 +785,10 @@ impl Engine {
                 }
             }
         }
+        // An unprovisioned SIM has no lifecycle to keep, but the network can
+        // still be told (a rule that disconnects unknown SIMs).
+        let network_only =
+            enforce_mode && from.is_none() && target.is_some_and(|t| t != Lifecycle::Active);
         let id = crate::finding::Finding::make_id(self.seq, self.finding_index);
         self.finding_index += 1;
         let expires = match (expire_secs, kind.reversal(), changed) {
@@ -830,7 +834,7 @@ impl Engine {
             to,
             expires,
             step: actor.step,
-            enforce: changed,
+            enforce: changed || network_only,
         })));
     }
 

@@ -1436,3 +1436,23 @@ fn rules_and_pending_expiries_survive_a_snapshot() {
     assert_eq!(actions(&out).last().unwrap().kind, ActionKind::Unthrottle);
     assert_eq!(r.lifecycle(imsi(1)), Some(Lifecycle::Active));
 }
+
+#[test]
+fn an_unprovisioned_sim_can_be_disconnected_though_it_has_no_lifecycle() {
+    let mut ev = vec![group("g", DeclaredProfile::default())];
+    ev.push(Event::UpsertRule(rule(
+        "kick-unknown",
+        Trigger::Finding {
+            types: vec![FindingKind::Unprovisioned],
+            min_severity: Severity::Warning,
+        },
+        vec![step(ActionKind::Block)],
+    )));
+    ev.push(Rec::new(7, AcctStatus::Start, "u", T0).ev());
+    let (e, out) = apply_all(&ev);
+    let acts = actions(&out);
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert!(acts[0].enforce, "the network is told");
+    assert_eq!((acts[0].from, acts[0].to), (None, None));
+    assert_eq!(e.lifecycle(imsi(7)), None);
+}
