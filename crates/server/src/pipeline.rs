@@ -184,6 +184,9 @@ impl Committed {
 pub struct Health {
     pub journal_failed: AtomicBool,
     pub store_failed: AtomicBool,
+    /// The last journal sequence whose outputs the store has committed: a
+    /// client that sees it at or past the engine's knows reads are complete.
+    pub store_seq: std::sync::atomic::AtomicU64,
 }
 
 /// Everything the journal thread needs besides its queues.
@@ -695,6 +698,7 @@ pub fn sink_loop(
         match state.flush(store, &e) {
             Ok(()) => {
                 metrics.store_seq.set(state.applied as f64);
+                health.store_seq.store(state.applied, Ordering::Relaxed);
                 health.store_failed.store(false, Ordering::Relaxed);
             }
             Err(err) => {

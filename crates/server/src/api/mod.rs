@@ -262,6 +262,9 @@ pub struct StatusView {
     pub version: &'static str,
     /// Last journal sequence the engine applied.
     pub engine_seq: u64,
+    /// Last journal sequence whose outputs (findings, audit, usage) the
+    /// store has committed: at or past `engine_seq`, list reads are complete.
+    pub store_seq: u64,
     /// Engine (event) time: the newest time any record carried.
     pub engine_time: String,
     pub engine_time_ms: i64,
@@ -316,6 +319,7 @@ async fn status(State(s): State<AppState>, _c: Caller) -> Json<StatusView> {
         version: env!("CARGO_PKG_VERSION"),
         flows,
         engine_seq: e.seq(),
+        store_seq: s.health.store_seq.load(Ordering::Relaxed),
         engine_time: rfc3339(e.clock()),
         engine_time_ms: e.clock(),
         devices: e.device_count(),

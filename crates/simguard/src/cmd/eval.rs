@@ -244,12 +244,15 @@ async fn drain(api: &ApiClient, flows: u64) -> Result<()> {
         let applied = status["flows"]["attributed"].as_u64().unwrap_or(0)
             + status["flows"]["unattributed"].as_u64().unwrap_or(0);
         let seq = status["engine_seq"].as_u64().unwrap_or(0);
+        // The store has committed everything the engine applied, so the
+        // findings list is complete up to `seq`.
+        let stored = status["store_seq"].as_u64().unwrap_or(0) >= seq;
         let total = api.get("/api/v1/findings/summary").await?["total"]
             .as_u64()
             .unwrap_or(0);
-        if applied >= flows && (seq, total) == last {
+        if applied >= flows && stored && (seq, total) == last {
             stable += 1;
-            if stable >= 3 {
+            if stable >= 2 {
                 return Ok(());
             }
         } else {
