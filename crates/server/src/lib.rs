@@ -94,6 +94,9 @@ pub enum LiveEvent {
 #[derive(Clone)]
 pub struct EventHub {
     tx: tokio::sync::broadcast::Sender<LiveEvent>,
+    /// Alert changes (committed), on their own channel so that finding
+    /// subscribers and their resumption are unchanged.
+    alerts_tx: tokio::sync::broadcast::Sender<Arc<simguard_store::Alert>>,
     closed: Arc<tokio::sync::watch::Sender<bool>>,
     pub metrics: metrics::StreamMetrics,
 }
@@ -102,6 +105,7 @@ pub struct EventHub {
 /// subscriber gauge (given back when dropped).
 pub struct Subscription {
     pub rx: tokio::sync::broadcast::Receiver<LiveEvent>,
+    pub alerts: tokio::sync::broadcast::Receiver<Arc<simguard_store::Alert>>,
     pub closed: tokio::sync::watch::Receiver<bool>,
     gauge: ::metrics::Gauge,
 }
@@ -119,9 +123,11 @@ impl EventHub {
 
     pub fn new(capacity: usize) -> EventHub {
         let (tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
+        let (alerts_tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
         let (closed, _) = tokio::sync::watch::channel(false);
         EventHub {
             tx,
+            alerts_tx,
             closed: Arc::new(closed),
             metrics: metrics::StreamMetrics::new(),
         }
@@ -131,6 +137,7 @@ impl EventHub {
         self.metrics.subscribers.increment(1.0);
         Subscription {
             rx: self.tx.subscribe(),
+            alerts: self.alerts_tx.subscribe(),
             closed: self.closed.subscribe(),
             gauge: self.metrics.subscribers.clone(),
         }
@@ -140,6 +147,14 @@ impl EventHub {
     pub fn publish(&self, ev: LiveEvent) -> usize {
         // An error only means nobody listens right now: nothing to deliver.
         self.tx.send(ev).unwrap_or(0)
+    }
+
+    /// Announces the alerts a committed batch (or an API call) changed.
+    pub fn alerts_committed(&self, alerts: Vec<simguard_store::Alert>) {
+        for a in alerts {
+            // An error only means nobody listens right now.
+            let _ = self.alerts_tx.send(Arc::new(a));
+        }
     }
 
     /// Announces the findings of a batch that has just committed, those the

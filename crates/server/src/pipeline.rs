@@ -14,10 +14,11 @@
 
 use crate::metrics::Metrics;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockWriteGuard};
-use simguard_engine::{Digits, Engine, Event, Output};
+use simguard_engine::rules::{Action, ActionKind, RuleMode};
+use simguard_engine::{Digits, Engine, Event, Finding, Output, Subject};
 use simguard_journal::{Journal, JournalOptions};
 use simguard_store::snapshots::{self, SnapshotInfo};
-use simguard_store::{DeviceRow, Store, StoreBatch};
+use simguard_store::{AlertChange, AlertRaise, AlertSource, DeviceRow, Store, StoreBatch};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -421,7 +422,6 @@ impl SinkState {
         !matches!(
             o,
             Output::Unprovisioned { .. }
-                | Output::CameOnline { .. }
                 | Output::WentOffline { .. }
                 | Output::UnattributedFlow { .. }
                 | Output::PolicyViolation { .. }
@@ -450,15 +450,35 @@ impl SinkState {
                 self.groups.insert(id.clone());
             }
             Output::Unprovisioned { .. }
-            | Output::CameOnline { .. }
             | Output::WentOffline { .. }
             | Output::UnattributedFlow { .. }
             | Output::PolicyViolation { .. } => {}
-            // Written with the batch; announced once it has committed.
-            Output::Finding(f) => self.batch.findings.push((**f).clone()),
+            // Alerts auto-clear only here: a `silent` alert clears when its
+            // device reports again. Every other type is cleared by a person.
+            Output::CameOnline { imsi, time } => {
+                self.batch.alerts.push(AlertChange::DeviceOnline {
+                    seq,
+                    imsi: *imsi,
+                    time: *time,
+                });
+            }
+            // Written with the batch; announced once it has committed. Each
+            // finding raises (or repeats) the alert of its type and subject.
+            Output::Finding(f) => {
+                self.batch
+                    .alerts
+                    .push(AlertChange::Raise(alert_of_finding(f)));
+                self.batch.findings.push((**f).clone());
+            }
             // The audit trail: written with the batch, keyed so that a
-            // replay of the same journal inserts nothing twice.
-            Output::Action(a) => self.batch.actions.push((**a).clone()),
+            // replay of the same journal inserts nothing twice. An enforced
+            // `notify` raises the alert "rule:<id>" of its device.
+            Output::Action(a) => {
+                if let Some(r) = alert_of_notify(a) {
+                    self.batch.alerts.push(AlertChange::Raise(r));
+                }
+                self.batch.actions.push((**a).clone());
+            }
             Output::ActionResult(r) => self.batch.action_results.push((seq, (**r).clone())),
             // Rules live in the engine (and the journal); nothing to store.
             Output::RuleChanged { .. } => {}
@@ -504,9 +524,55 @@ impl SinkState {
         self.items = 0;
         if let Some(hub) = &self.events {
             hub.findings_committed(batch.findings, &applied);
+            hub.alerts_committed(applied.alerts);
         }
         Ok(())
     }
+}
+
+/// The alert occurrence of a finding: its type, subject and severity.
+fn alert_of_finding(f: &Finding) -> AlertRaise {
+    let (subject_type, subject) = match &f.subject {
+        Subject::Device(d) => ("device", d.to_string()),
+        Subject::Cell(c) => ("cell", c.clone()),
+        Subject::Network(n) => ("network", n.clone()),
+        Subject::Apn(a) => ("apn", a.clone()),
+    };
+    AlertRaise {
+        source: AlertSource::Finding(f.id),
+        kind: f.kind.as_str().to_string(),
+        subject_type: subject_type.to_string(),
+        subject,
+        imsi: f.imsi(),
+        tenant: f.tenant.clone(),
+        group: f.group.clone(),
+        severity: Some(f.severity),
+        time: f.time,
+        finding: Some(f.id),
+        summary: f.evidence.summary.clone(),
+    }
+}
+
+/// The alert occurrence of a `notify` action (enforce mode only: a dry run
+/// tells nobody). Its severity is its finding's, warning without one.
+fn alert_of_notify(a: &Action) -> Option<AlertRaise> {
+    if !matches!(a.kind, ActionKind::Notify) || a.mode != RuleMode::Enforce {
+        return None;
+    }
+    let rule = a.rule.as_deref().unwrap_or("manual");
+    Some(AlertRaise {
+        source: AlertSource::Action(a.id),
+        kind: format!("rule:{rule}"),
+        subject_type: "device".into(),
+        subject: a.imsi.to_string(),
+        imsi: Some(a.imsi),
+        tenant: a.tenant.clone(),
+        group: a.group.clone(),
+        severity: None,
+        time: a.time,
+        finding: a.finding,
+        summary: a.reason.clone(),
+    })
 }
 
 fn device_row(engine: &Engine, imsi: Digits) -> Option<DeviceRow> {

@@ -7,18 +7,24 @@
 //! - API keys;
 //! - findings of detection, with their evidence (bounded by [`FindingsRetention`]);
 //! - the audit trail of automatic response: actions and the network's
-//!   answers to them (`audit.rs`, append-only, never pruned).
+//!   answers to them (`audit.rs`, append-only, never pruned);
+//! - alerts, their comments, and the outbox of notifications (`alerts.rs`).
 //!
 //! Writes come from one sink thread in batches, each batch one transaction
 //! that also records the journal sequence it covers (`applied_seq`). A replay
 //! after a crash skips what the store already has, so roll-ups are counted
 //! exactly once.
 
+mod alerts;
 mod audit;
 mod findings;
 mod migrations;
 pub mod snapshots;
 
+pub use alerts::{
+    Alert, AlertChange, AlertComment, AlertCursor, AlertFilter, AlertRaise, AlertSource,
+    AlertState, AlertUpdate, AlertWriter, OutboxEntry, UNROUTED_CHANNEL,
+};
 pub use audit::{AuditCursor, AuditEntry, AuditFilter, StoredResult};
 pub use findings::{FindingCounts, FindingCursor, FindingFilter, FindingsAfter, FindingsRetention};
 
@@ -87,6 +93,9 @@ pub struct StoreBatch {
     /// The network's answers to enforced actions, with the journal sequence
     /// of each. (action, seq) pairs already stored are ignored.
     pub action_results: Vec<(u64, ActionResult)>,
+    /// Alert raises, repeats and auto-clears, in journal order (applied
+    /// after the findings). Occurrences already stored are ignored.
+    pub alerts: Vec<AlertChange>,
 }
 
 impl StoreBatch {
@@ -98,6 +107,7 @@ impl StoreBatch {
             && self.findings.is_empty()
             && self.actions.is_empty()
             && self.action_results.is_empty()
+            && self.alerts.is_empty()
     }
 
     pub fn add_usage(&mut self, imsi: Digits, hour: i64, up: u64, down: u64) {
@@ -171,6 +181,8 @@ pub struct Applied {
     pub pruned_findings: u64,
     /// Actions of the batch that were not stored before.
     pub new_actions: u64,
+    /// Alerts the batch raised, updated or cleared, as they are after it.
+    pub alerts: Vec<Alert>,
 }
 
 pub struct Store {
@@ -275,7 +287,13 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(map)?;
+        // IMMEDIATE: the API's alert writer is a second writer; a deferred
+        // transaction that read first could fail with SQLITE_BUSY_SNAPSHOT
+        // instead of waiting for it.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(map)?;
         {
             let mut t = tx
                 .prepare_cached("INSERT INTO tenants(id, name) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET name = excluded.name")
@@ -332,6 +350,9 @@ impl Store {
             applied.new_findings = findings::insert(&tx, &batch.findings).map_err(map)?;
             applied.new_actions =
                 audit::insert(&tx, &batch.actions, &batch.action_results).map_err(map)?;
+            applied.alerts = alerts::apply(&tx, &batch.alerts)
+                .map_err(map)?
+                .map_err(StoreError::Corrupt)?;
             if let Some(newest) = batch.findings.iter().map(|f| f.time).max() {
                 let rows = rows_before + applied.new_findings.len() as u64;
                 applied.pruned_findings =
@@ -556,6 +577,32 @@ impl StoreReader {
     /// Rows in the actions and action results tables.
     pub fn audit_rows(&self) -> Result<(u64, u64)> {
         audit::count(&self.conn, &self.err())
+    }
+
+    // ---- alerts ----
+
+    /// Alerts newest first (start time, then id), after `cursor`, at most `limit`.
+    pub fn alerts(
+        &self,
+        filter: &AlertFilter,
+        cursor: Option<AlertCursor>,
+        limit: usize,
+    ) -> Result<Vec<Alert>> {
+        alerts::page(&self.conn, &self.err(), filter, cursor, limit)
+    }
+
+    pub fn alert(&self, id: u64) -> Result<Option<Alert>> {
+        alerts::one(&self.conn, &self.err(), id)
+    }
+
+    /// An alert's comments, oldest first.
+    pub fn alert_comments(&self, alert: u64) -> Result<Vec<AlertComment>> {
+        alerts::comments(&self.conn, &self.err(), alert)
+    }
+
+    /// Notifications in the outbox (of one alert, or all), oldest first.
+    pub fn outbox(&self, alert: Option<u64>) -> Result<Vec<OutboxEntry>> {
+        alerts::outbox_of(&self.conn, &self.err(), alert)
     }
 
     /// Counts by kind and severity of the findings the filter matches.

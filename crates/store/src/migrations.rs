@@ -124,6 +124,63 @@ const STEPS: &[&str] = &[
         sent TEXT NOT NULL,
         PRIMARY KEY (action, seq)
      ) WITHOUT ROWID;",
+    // 4: alerts (alerts.rs). `id` is the key of the occurrence that opened
+    // the alert (finding id << 1, or action id << 1 | 1); `alert_sources`
+    // holds every occurrence's key, so a replayed one changes nothing.
+    // `last_source` is the latest occurrence's key (it grows with the
+    // journal sequence: an auto-clear only clears what was raised before
+    // it). One active alert per (subject, type): a partial unique index.
+    // The outbox holds one row per notification, written in the transaction
+    // of the alert change that causes it (`id` = "<alert>.<event>").
+    "CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        subject_type TEXT NOT NULL CHECK (subject_type IN ('device', 'cell', 'network', 'apn')),
+        subject TEXT NOT NULL,
+        imsi TEXT,
+        tenant TEXT,
+        group_id TEXT,
+        severity TEXT NOT NULL CHECK (severity IN ('warning', 'minor', 'major', 'critical')),
+        state TEXT NOT NULL CHECK (state IN ('active', 'cleared')),
+        acknowledged INTEGER NOT NULL CHECK (acknowledged IN (0, 1)),
+        start INTEGER NOT NULL,
+        last INTEGER NOT NULL,
+        end_time INTEGER,
+        ack_time INTEGER,
+        ack_by TEXT,
+        clear_time INTEGER,
+        cleared_by TEXT,
+        count INTEGER NOT NULL,
+        finding INTEGER,
+        summary TEXT NOT NULL,
+        last_source INTEGER NOT NULL
+     );
+     CREATE UNIQUE INDEX alerts_active ON alerts(subject_type, subject, kind) WHERE state = 'active';
+     CREATE INDEX alerts_start ON alerts(start, id);
+     CREATE INDEX alerts_tenant ON alerts(tenant, start, id);
+     CREATE INDEX alerts_imsi ON alerts(imsi, start, id) WHERE imsi IS NOT NULL;
+     CREATE TABLE alert_sources (
+        source INTEGER PRIMARY KEY,
+        alert INTEGER NOT NULL
+     );
+     CREATE TABLE alert_comments (
+        id INTEGER PRIMARY KEY,
+        alert INTEGER NOT NULL REFERENCES alerts(id),
+        time INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL
+     );
+     CREATE INDEX alert_comments_alert ON alert_comments(alert, id);
+     CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        alert INTEGER NOT NULL,
+        event TEXT NOT NULL CHECK (event IN ('raised', 'cleared')),
+        channel TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending')),
+        created INTEGER NOT NULL
+     );
+     CREATE INDEX outbox_alert ON outbox(alert);
+     CREATE INDEX outbox_pending ON outbox(status, created) WHERE status = 'pending';",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

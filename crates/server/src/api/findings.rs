@@ -5,6 +5,7 @@
 //! announces each one after that batch has committed, so a client that sees
 //! an event can fetch the finding at once.
 
+use super::alerts::{alert_matches, alert_view, AlertView};
 use super::error::{ApiError, ErrorBody};
 use super::{parse_imsi_path, with_reader, Caller};
 use crate::metrics::StreamMetrics;
@@ -501,8 +502,8 @@ pub async fn finding_summary(
 
 // ---- live stream ----
 
-/// Wire version of the stream. Version 1: SSE events `ready`, `finding`
-/// and `lagged` (below). Later issues add event types (alerts, actions) as
+/// Wire version of the stream. Version 1: SSE events `ready`, `finding`,
+/// `lagged` and `alert` (below). Later issues add event types (actions) as
 /// new variants of [`StreamEventV1`]; clients ignore event types they do
 /// not know (the SSE rule). Changing the shape of an existing event makes a
 /// version 2, which clients ask for with `?version=2`.
@@ -546,6 +547,11 @@ pub enum StreamEventV1 {
     Ready(ReadyView),
     Finding(Box<FindingView>),
     Lagged(LaggedView),
+    /// An alert changed (raised, repeated, acknowledged, cleared): the
+    /// alert as it is now, as in `GET /api/v1/alerts/{id}` without comments.
+    /// No `id:` (Last-Event-ID resumes findings only; alerts missed while
+    /// disconnected are read with `GET /api/v1/alerts`).
+    Alert(Box<AlertView>),
 }
 
 impl StreamEventV1 {
@@ -554,6 +560,7 @@ impl StreamEventV1 {
             StreamEventV1::Ready(_) => "ready",
             StreamEventV1::Finding(_) => "finding",
             StreamEventV1::Lagged(_) => "lagged",
+            StreamEventV1::Alert(_) => "alert",
         }
     }
 
@@ -563,6 +570,7 @@ impl StreamEventV1 {
             StreamEventV1::Ready(v) => ev.json_data(v),
             StreamEventV1::Finding(v) => ev.id(v.id.clone()).json_data(v),
             StreamEventV1::Lagged(v) => ev.json_data(v),
+            StreamEventV1::Alert(v) => ev.json_data(v),
         };
         r.unwrap_or_else(|e| {
             // Our views always serialize; should one not, say so on the stream.
@@ -682,6 +690,23 @@ pub fn live_stream(
                     }
                     Err(RecvError::Closed) => return None,
                 },
+                r = st.sub.alerts.recv() => match r {
+                    Ok(a) => {
+                        if alert_matches(&st.filter, &a) {
+                            st.queue.push_back(StreamEventV1::Alert(Box::new(alert_view(&a))));
+                        }
+                    }
+                    // Alerts are not replayed: say how many were missed
+                    // (list them with GET /api/v1/alerts).
+                    Err(RecvError::Lagged(n)) => {
+                        st.metrics.lagged.increment(n);
+                        st.queue.push_back(StreamEventV1::Lagged(LaggedView {
+                            missed: n,
+                            reason: "slow_consumer",
+                        }));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
                 changed = st.sub.closed.changed() => {
                     if changed.is_err() || *st.sub.closed.borrow() {
                         return None;
@@ -700,6 +725,9 @@ pub fn live_stream(
 /// - `finding`: `id:` the finding id, `data:` the finding (as in the list).
 /// - `lagged`: `{"missed":N,"reason":"slow_consumer|replay_limit|replay_failed"}`:
 ///   the client fell behind; never silent.
+/// - `alert`: no `id:`, `data:` the alert after a change (as in
+///   `GET /api/v1/alerts/{id}`, without comments), with the same tenant,
+///   group, IMSI, severity and type filters.
 ///
 /// Keep-alive comments every 15 s. Send `Last-Event-ID` to resume: the
 /// findings committed after that id are replayed from the store first (the
@@ -784,6 +812,7 @@ mod tests {
                 StreamEventV1::Ready(r) => format!("ready>{}", r.after),
                 StreamEventV1::Finding(f) => (f.id.parse::<u64>().unwrap() >> 8).to_string(),
                 StreamEventV1::Lagged(l) => format!("lagged {} {}", l.missed, l.reason),
+                StreamEventV1::Alert(a) => format!("alert {}", a.id),
             })
             .collect()
     }

@@ -5,6 +5,7 @@
 //! journal like accounting does, and the handler answers once the engine has
 //! applied them, so a client reads its own writes.
 
+pub mod alerts;
 pub mod audit;
 pub mod error;
 pub mod findings;
@@ -35,8 +36,8 @@ use views::{device_view, group_view, DeviceView, GroupView};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM, findings of detection with their evidence, a live event stream (server-sent events), response rules with dry-run and backtest, people's actions on devices, and the audit trail."),
-    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action),
-    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
+    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action),
+    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -83,6 +84,20 @@ pub fn router(state: AppState) -> Router {
             get(findings::device_findings),
         )
         .route("/api/v1/events", get(findings::events))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
+        .route(
+            "/api/v1/alerts/{id}/ack",
+            axum::routing::post(alerts::ack_alert),
+        )
+        .route(
+            "/api/v1/alerts/{id}/clear",
+            axum::routing::post(alerts::clear_alert),
+        )
+        .route(
+            "/api/v1/alerts/{id}/comments",
+            axum::routing::post(alerts::comment_alert),
+        )
         .route(
             "/api/v1/groups/{id}/policy",
             get(flows::get_policy).put(flows::put_policy),
