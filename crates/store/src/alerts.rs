@@ -25,7 +25,6 @@ use rusqlite::{
     TransactionBehavior,
 };
 use simguard_engine::{Digits, Severity};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -255,30 +254,8 @@ impl AlertFilter {
     }
 }
 
-/// Position in the newest-first order (start desc, id desc). Text "START.ID".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AlertCursor {
-    pub start: i64,
-    pub id: u64,
-}
-
-impl fmt::Display for AlertCursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.start, self.id)
-    }
-}
-
-impl FromStr for AlertCursor {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let bad = || format!("cursor {s:?} is not the next_cursor of an alerts page");
-        let (t, i) = s.split_once('.').ok_or_else(bad)?;
-        Ok(AlertCursor {
-            start: t.parse().map_err(|_| bad())?,
-            id: i.parse().map_err(|_| bad())?,
-        })
-    }
-}
+/// Position in this page's newest-first order.
+pub type AlertCursor = crate::page::PageCursor;
 
 const COLUMNS: &str = "id, kind, subject_type, subject, imsi, tenant, group_id, severity, state,
     acknowledged, start, last, end_time, ack_time, ack_by, clear_time, cleared_by, count, finding, summary";
@@ -494,7 +471,7 @@ pub(crate) fn page(
     let (mut w, mut v) = filter.sql();
     if let Some(c) = cursor {
         w.push_str(" AND (start, id) < (?, ?)");
-        v.push(Value::Integer(c.start));
+        v.push(Value::Integer(c.time));
         v.push(Value::Integer(c.id.min(i64::MAX as u64) as i64));
     }
     v.push(Value::Integer(limit as i64));

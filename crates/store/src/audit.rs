@@ -14,8 +14,6 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row, Transaction};
 use simguard_engine::rules::{Action, ActionKind, ActionResult, RuleMode};
 use simguard_engine::{Digits, Lifecycle};
-use std::fmt;
-use std::str::FromStr;
 
 /// Which actions a query wants. Every field narrows; the default matches all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,31 +82,8 @@ impl AuditFilter {
     }
 }
 
-/// Position in the newest-first order (time desc, id desc): the last item
-/// of a page. Text form "TIME.ID" (Unix ms and action id).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AuditCursor {
-    pub time: i64,
-    pub id: u64,
-}
-
-impl fmt::Display for AuditCursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.time, self.id)
-    }
-}
-
-impl FromStr for AuditCursor {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let bad = || format!("cursor {s:?} is not the next_cursor of an audit page");
-        let (t, i) = s.split_once('.').ok_or_else(bad)?;
-        Ok(AuditCursor {
-            time: t.parse().map_err(|_| bad())?,
-            id: i.parse().map_err(|_| bad())?,
-        })
-    }
-}
+/// Position in this page's newest-first order.
+pub type AuditCursor = crate::page::PageCursor;
 
 /// A stored answer of the network, with the journal sequence it came in.
 #[derive(Clone, Debug, PartialEq, Eq)]

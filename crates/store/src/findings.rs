@@ -5,8 +5,6 @@ use crate::{Result, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
 use simguard_engine::{Digits, Evidence, Finding, FindingKind, Severity, Subject};
-use std::fmt;
-use std::str::FromStr;
 
 /// How many findings the store keeps. Pruning runs in the sink, inside the
 /// transaction that writes new findings, so the table never grows past the
@@ -131,31 +129,8 @@ impl FindingFilter {
     }
 }
 
-/// Position in the newest-first order (time desc, id desc): the last item
-/// of a page. Text form "TIME.ID" (Unix ms and finding id).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FindingCursor {
-    pub time: i64,
-    pub id: u64,
-}
-
-impl fmt::Display for FindingCursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.time, self.id)
-    }
-}
-
-impl FromStr for FindingCursor {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let bad = || format!("cursor {s:?} is not the next_cursor of a findings page");
-        let (t, i) = s.split_once('.').ok_or_else(bad)?;
-        Ok(FindingCursor {
-            time: t.parse().map_err(|_| bad())?,
-            id: i.parse().map_err(|_| bad())?,
-        })
-    }
-}
+/// Position in this page's newest-first order.
+pub type FindingCursor = crate::page::PageCursor;
 
 /// Findings newer than a known id (the live stream's catch-up).
 #[derive(Debug, Default)]

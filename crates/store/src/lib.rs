@@ -19,6 +19,7 @@ mod alerts;
 mod audit;
 mod findings;
 mod migrations;
+mod page;
 pub mod snapshots;
 
 pub use alerts::{
@@ -27,6 +28,7 @@ pub use alerts::{
 };
 pub use audit::{AuditCursor, AuditEntry, AuditFilter, StoredResult};
 pub use findings::{FindingCounts, FindingCursor, FindingFilter, FindingsAfter, FindingsRetention};
+pub use page::PageCursor;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;

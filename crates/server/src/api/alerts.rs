@@ -282,7 +282,7 @@ pub async fn list_alerts(
     let next_cursor = if more {
         rows.last().map(|a| {
             AlertCursor {
-                start: a.start,
+                time: a.start,
                 id: a.id,
             }
             .to_string()
