@@ -8,224 +8,16 @@ use simguard_radius::{attr, Code, PacketWriter};
 use simguard_server::coa::Enforcer;
 use simguard_server::config::Config;
 use simguard_server::{EnforceAction, EnforceRequest, EnforceResult, Server, StartOptions};
-use std::io::Read;
+use simguard_testkit::{have_freeradius, Nas};
+
 use std::net::{Ipv4Addr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const FREERADIUS: &str = "/usr/sbin/freeradius";
-const RADDB: &str = "/etc/freeradius/3.0";
 const SECRET: &str = "coa-test-secret";
 const IMSI: &str = "901700000000001";
-
-fn have_freeradius() -> bool {
-    if Path::new(FREERADIUS).exists() && Path::new(RADDB).exists() {
-        return true;
-    }
-    eprintln!("SKIP: {FREERADIUS} is missing (apt-get install freeradius)");
-    false
-}
-
-/// FreeRADIUS acting as the NAS, on an ephemeral port; killed on drop.
-struct Nas {
-    child: Child,
-    port: u16,
-    out: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nas {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        let ft = e.file_type().unwrap();
-        if ft.is_dir() {
-            copy_dir(&e.path(), &t);
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(e.path()).unwrap();
-            std::os::unix::fs::symlink(target, &t).unwrap();
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-const SITE: &str = r#"
-listen {
-  type = coa
-  ipaddr = 127.0.0.1
-  port = PORT
-  virtual_server = coa-nas
-}
-server coa-nas {
-  recv-coa {
-    if (&Acct-Session-Id =~ /^unknown/) {
-      update reply {
-        &Error-Cause := Session-Context-Not-Found
-      }
-      reject
-    }
-    if (&Acct-Session-Id =~ /^prohibited/) {
-      update reply {
-        &Error-Cause := Administratively-Prohibited
-        &Reply-Message := "not on this gateway"
-      }
-      reject
-    }
-    ok
-  }
-  send-coa {
-    ok
-  }
-}
-"#;
-
-impl Nas {
-    fn start() -> Nas {
-        let dir = tempfile::tempdir().unwrap();
-        let raddb: PathBuf = dir.path().join("raddb");
-        copy_dir(Path::new(RADDB), &raddb);
-        for sub in ["sites-enabled", "mods-enabled"] {
-            let d = raddb.join(sub);
-            std::fs::remove_dir_all(&d).unwrap();
-            std::fs::create_dir(&d).unwrap();
-        }
-        std::os::unix::fs::symlink(
-            "../mods-available/always",
-            raddb.join("mods-enabled/always"),
-        )
-        .unwrap();
-        std::fs::write(
-            raddb.join("clients.conf"),
-            format!(
-                "client simguard {{\n  ipaddr = 127.0.0.1\n  secret = {SECRET}\n  require_message_authenticator = yes\n}}\n"
-            ),
-        )
-        .unwrap();
-        let port = free_udp_port();
-        std::fs::write(
-            raddb.join("sites-enabled/coa-nas"),
-            SITE.replace("PORT", &port.to_string()),
-        )
-        .unwrap();
-        // FreeRADIUS drops to its own user after reading the configuration.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut child = Command::new(FREERADIUS)
-            .args(["-X", "-f", "-d"])
-            .arg(&raddb)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let out = out.clone();
-            std::thread::spawn(move || {
-                let mut pipe = pipe;
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let mut nas = Nas {
-            child,
-            port,
-            out,
-            _dir: dir,
-        };
-        let t0 = Instant::now();
-        while !nas.output().contains("Ready to process requests") {
-            if let Ok(Some(status)) = nas.child.try_wait() {
-                panic!("freeradius exited with {status}:\n{}", nas.output());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "freeradius did not start:\n{}",
-                nas.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nas
-    }
-
-    fn output(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    /// Attributes of each request FreeRADIUS received, as it printed them:
-    /// (packet name, [(attribute, value)]).
-    fn received(&self) -> Vec<(String, Vec<(String, String)>)> {
-        let out = self.output();
-        let mut v: Vec<(String, Vec<(String, String)>)> = Vec::new();
-        let mut open: Option<String> = None;
-        for line in out.lines() {
-            // "(3) Received CoA-Request Id 7 from ..." then "(3)   Name = value".
-            let Some((tag, rest)) = line.split_once(") ") else {
-                open = None;
-                continue;
-            };
-            if let Some(r) = rest.strip_prefix("Received ") {
-                open = Some(tag.to_string());
-                v.push((r.split_whitespace().next().unwrap_or("").into(), Vec::new()));
-            } else if open.as_deref() == Some(tag) && rest.starts_with("  ") {
-                match rest.trim().split_once(" = ") {
-                    Some((k, val)) if !k.starts_with('#') => {
-                        if let Some(last) = v.last_mut() {
-                            last.1
-                                .push((k.to_string(), val.trim_matches('"').to_string()));
-                        }
-                    }
-                    _ => open = None,
-                }
-            } else {
-                open = None;
-            }
-        }
-        v
-    }
-
-    /// Waits until FreeRADIUS printed `needle` at least `n` times.
-    fn wait_for(&self, needle: &str, n: usize) {
-        let t0 = Instant::now();
-        while self.output().matches(needle).count() < n {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "{needle:?} x{n} not in freeradius output:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// The `[radius]` part of a config whose clients point at `nas`.
 fn config(dir: &Path, port: u16, coa: &str, extra_clients: &str) -> Config {
@@ -279,7 +71,9 @@ async fn disconnect_and_coa_are_acked_with_our_attributes() {
     if !have_freeradius() {
         return;
     }
-    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let nas = tokio::task::spawn_blocking(|| Nas::start(SECRET))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         config(dir.path(), nas.port, "", ""),
@@ -368,7 +162,9 @@ async fn naks_report_their_error_cause_and_503_is_session_gone() {
     if !have_freeradius() {
         return;
     }
-    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let nas = tokio::task::spawn_blocking(|| Nas::start(SECRET))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), nas.port, "", "");
     let enforcer = Enforcer::new(&cfg.radius).await.unwrap();
@@ -402,7 +198,9 @@ async fn a_wrong_secret_times_out_after_every_retransmission() {
     if !have_freeradius() {
         return;
     }
-    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let nas = tokio::task::spawn_blocking(|| Nas::start(SECRET))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Same NAS, another secret: FreeRADIUS drops every copy.
     let cfg = config(
@@ -440,7 +238,9 @@ async fn freeradius_checks_the_message_authenticator_we_compute() {
     if !have_freeradius() {
         return;
     }
-    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let nas = tokio::task::spawn_blocking(|| Nas::start(SECRET))
+        .await
+        .unwrap();
     // A Disconnect-Request whose Request Authenticator is right but whose
     // Message-Authenticator is garbage (added as a plain attribute, so the
     // writer does not compute it): FreeRADIUS must drop it.
@@ -478,7 +278,9 @@ async fn many_requests_in_flight_to_one_nas_get_distinct_identifiers() {
     if !have_freeradius() {
         return;
     }
-    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let nas = tokio::task::spawn_blocking(|| Nas::start(SECRET))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Fewer slots than requests: the rest wait for one to free up.
     let cfg = config(
@@ -558,7 +360,9 @@ async fn actions_decided_by_the_engine_reach_the_nas_and_their_answers_are_audit
     if !have_freeradius() {
         return;
     }
-    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let nas = tokio::task::spawn_blocking(|| Nas::start(SECRET))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     const TOKEN: &str = "enforcement-test-admin";
     let server = Server::start(

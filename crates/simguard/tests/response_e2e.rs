@@ -13,16 +13,10 @@ use serde_json::{json, Value};
 use simguard_server::config::{Config, TEMPLATE};
 use simguard_server::{Server, StartOptions};
 use simguard_sim::{Profile, Scenario, ScenarioRun};
+use simguard_testkit::{have_freeradius, Nas};
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const FREERADIUS: &str = "/usr/sbin/freeradius";
-const RADDB: &str = "/etc/freeradius/3.0";
 /// Shared by the simulated PGW (accounting), the server's client entry and
 /// FreeRADIUS's client entry (CoA/Disconnect).
 const SECRET: &str = "response-e2e-secret";
@@ -51,198 +45,6 @@ profile = "camera"
 at = "1h 30m"
 duration = "3m"
 "#;
-
-fn have_freeradius() -> bool {
-    if Path::new(FREERADIUS).exists() && Path::new(RADDB).exists() {
-        return true;
-    }
-    eprintln!("SKIP: {FREERADIUS} is missing (apt-get install freeradius)");
-    false
-}
-
-// ------------------------------------------------------------------ the NAS
-
-/// FreeRADIUS acting as the NAS (ACKs every CoA and Disconnect), on an
-/// ephemeral port; killed on drop. Minimal copy of the one in
-/// crates/server/tests/coa.rs.
-struct Nas {
-    child: Child,
-    port: u16,
-    out: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nas {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        let ft = e.file_type().unwrap();
-        if ft.is_dir() {
-            copy_dir(&e.path(), &t);
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &t).unwrap();
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
-}
-
-const SITE: &str = r#"
-listen {
-  type = coa
-  ipaddr = 127.0.0.1
-  port = PORT
-  virtual_server = coa-nas
-}
-server coa-nas {
-  recv-coa {
-    ok
-  }
-  send-coa {
-    ok
-  }
-}
-"#;
-
-impl Nas {
-    fn start() -> Nas {
-        let dir = tempfile::tempdir().unwrap();
-        let raddb: PathBuf = dir.path().join("raddb");
-        copy_dir(Path::new(RADDB), &raddb);
-        for sub in ["sites-enabled", "mods-enabled"] {
-            let d = raddb.join(sub);
-            std::fs::remove_dir_all(&d).unwrap();
-            std::fs::create_dir(&d).unwrap();
-        }
-        std::os::unix::fs::symlink(
-            "../mods-available/always",
-            raddb.join("mods-enabled/always"),
-        )
-        .unwrap();
-        std::fs::write(
-            raddb.join("clients.conf"),
-            format!(
-                "client simguard {{\n  ipaddr = 127.0.0.1\n  secret = {SECRET}\n  require_message_authenticator = yes\n}}\n"
-            ),
-        )
-        .unwrap();
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::write(
-            raddb.join("sites-enabled/coa-nas"),
-            SITE.replace("PORT", &port.to_string()),
-        )
-        .unwrap();
-        // FreeRADIUS drops to its own user after reading the configuration.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut child = Command::new(FREERADIUS)
-            .args(["-X", "-f", "-d"])
-            .arg(&raddb)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let out = out.clone();
-            std::thread::spawn(move || {
-                let mut pipe = pipe;
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let mut nas = Nas {
-            child,
-            port,
-            out,
-            _dir: dir,
-        };
-        let t0 = Instant::now();
-        while !nas.output().contains("Ready to process requests") {
-            if let Ok(Some(status)) = nas.child.try_wait() {
-                panic!("freeradius exited with {status}:\n{}", nas.output());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "freeradius did not start:\n{}",
-                nas.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nas
-    }
-
-    fn output(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    /// Each request FreeRADIUS received, as it printed it: (packet name,
-    /// [(attribute, value)]).
-    fn received(&self) -> Vec<(String, Vec<(String, String)>)> {
-        let out = self.output();
-        let mut v: Vec<(String, Vec<(String, String)>)> = Vec::new();
-        let mut open: Option<String> = None;
-        for line in out.lines() {
-            // "(3) Received Disconnect-Request Id 7 from ..." then "(3)   Name = value".
-            let Some((tag, rest)) = line.split_once(") ") else {
-                open = None;
-                continue;
-            };
-            if let Some(r) = rest.strip_prefix("Received ") {
-                open = Some(tag.to_string());
-                v.push((r.split_whitespace().next().unwrap_or("").into(), Vec::new()));
-            } else if open.as_deref() == Some(tag) && rest.starts_with("  ") {
-                match rest.trim().split_once(" = ") {
-                    Some((k, val)) if !k.starts_with('#') => {
-                        if let Some(last) = v.last_mut() {
-                            last.1
-                                .push((k.to_string(), val.trim_matches('"').to_string()));
-                        }
-                    }
-                    _ => open = None,
-                }
-            } else {
-                open = None;
-            }
-        }
-        v
-    }
-
-    fn wait_for(&self, needle: &str, n: usize) {
-        let t0 = Instant::now();
-        while self.output().matches(needle).count() < n {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "{needle:?} x{n} not in freeradius output:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 fn attr_of<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     attrs
@@ -412,7 +214,9 @@ async fn drain(api: &Api, flows: u64) {
 /// Runs the scenario with the rule in `mode` against a fresh server whose
 /// NAS entry for 127.0.0.1 sends CoA/Disconnect to FreeRADIUS.
 async fn run_lab(mode: &str) -> Lab {
-    let nas = tokio::task::spawn_blocking(Nas::start).await.unwrap();
+    let nas = tokio::task::spawn_blocking(|| Nas::start(SECRET))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let overrides = [
         ("SIMGUARD_DATA_DIR", dir.path().display().to_string()),
