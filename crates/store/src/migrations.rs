@@ -181,6 +181,70 @@ const STEPS: &[&str] = &[
      );
      CREATE INDEX outbox_alert ON outbox(alert);
      CREATE INDEX outbox_pending ON outbox(status, created) WHERE status = 'pending';",
+    // 5: routing and delivery (outbox.rs). The outbox becomes one row per
+    // (alert event, subscription): `id` = "<alert>.<event>.<subscription>"
+    // (or "digest.<subscription>.<window>"), `message` = what receivers
+    // deduplicate on ("<alert>.<event>", the webhook-id). `due` (Unix ms)
+    // holds a row back: quiet hours, a digest window, the next retry.
+    // Rows folded into a digest point at it. `notify_counts` counts what
+    // each cap key (recipient or tenant) was sent per window, so a cap holds
+    // across restarts. `outbox_refs` maps a peer's ids (SMSC message ids,
+    // one per part) back to the notification for delivery receipts. Every
+    // attempt is kept for the API. Step 4's rows were
+    // never routed: they carry over as 'unrouted'.
+    "ALTER TABLE outbox RENAME TO outbox_v4;
+     DROP INDEX outbox_alert;
+     DROP INDEX outbox_pending;
+     CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        message TEXT NOT NULL,
+        alert INTEGER,
+        event TEXT NOT NULL CHECK (event IN ('raised', 'cleared', 'digest')),
+        subscription TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        tenant TEXT,
+        severity TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN
+            ('pending', 'retrying', 'sent', 'failed', 'digested', 'unrouted')),
+        created INTEGER NOT NULL,
+        due INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        digest TEXT,
+        reference TEXT,
+        receipt TEXT,
+        receipt_time INTEGER,
+        done INTEGER,
+        last_error TEXT
+     );
+     INSERT INTO outbox(id, message, alert, event, subscription, channel, recipients,
+                        tenant, severity, status, created, due)
+        SELECT o.id, o.id, o.alert, o.event, '', o.channel, '[]', a.tenant, a.severity,
+               'unrouted', o.created, o.created
+        FROM outbox_v4 o JOIN alerts a ON a.id = o.alert;
+     DROP TABLE outbox_v4;
+     CREATE INDEX outbox_alert ON outbox(alert);
+     CREATE INDEX outbox_due ON outbox(due) WHERE status IN ('pending', 'retrying');
+     CREATE INDEX outbox_digest ON outbox(digest) WHERE digest IS NOT NULL;
+     CREATE TABLE outbox_refs (
+        reference TEXT PRIMARY KEY,
+        notification TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE notify_counts (
+        key TEXT NOT NULL,
+        win INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (key, win)
+     ) WITHOUT ROWID;
+     CREATE TABLE outbox_attempts (
+        notification TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        result TEXT NOT NULL CHECK (result IN ('delivered', 'retry', 'failed')),
+        detail TEXT NOT NULL,
+        PRIMARY KEY (notification, n)
+     ) WITHOUT ROWID;",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
