@@ -11,6 +11,8 @@
 
 use serde::Serialize;
 
+pub mod sms;
+
 /// One notification, rendered for every channel. Built once by the worker
 /// from an alert (or a digest of several) and handed to the channel of the
 /// subscription that routed it.
