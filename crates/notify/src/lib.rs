@@ -11,7 +11,9 @@
 
 use serde::Serialize;
 
+pub mod email;
 pub mod sms;
+pub mod webhook;
 
 /// One notification, rendered for every channel. Built once by the worker
 /// from an alert (or a digest of several) and handed to the channel of the
