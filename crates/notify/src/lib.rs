@@ -9,6 +9,8 @@
 //!   receipts.
 //! - `webhook`: JSON over HTTP, signed in the Standard Webhooks style.
 
+pub mod retry;
+
 use serde::Serialize;
 
 pub mod email;

@@ -31,6 +31,9 @@ pub struct Config {
     /// its own (identified by id: an API edit of one lasts until the next start).
     #[serde(default)]
     pub rules: Vec<crate::api::rules::RuleInput>,
+    /// Notification channels and subscriptions.
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,6 +346,7 @@ impl Config {
             .validate()
             .map_err(|e| format!("detection.{e}"))?;
         crate::api::rules::configured_rules(&self.rules)?;
+        self.notify.validate()?;
         crate::coa::Mapping::resolve(&self.radius.enforcement, &ClientEnforcement::default())
             .map_err(|e| format!("radius.enforcement: {e}"))?;
         for (i, c) in self.radius.clients.iter().enumerate() {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod enforce;
 pub mod flows;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod radius_map;
 pub mod udp;
@@ -149,6 +150,12 @@ impl EventHub {
         self.tx.send(ev).unwrap_or(0)
     }
 
+    /// A receiver of committed alert changes only, for internal consumers
+    /// (the notification worker) that are not stream subscribers.
+    pub fn alert_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<simguard_store::Alert>> {
+        self.alerts_tx.subscribe()
+    }
+
     /// Announces the alerts a committed batch (or an API call) changed.
     pub fn alerts_committed(&self, alerts: Vec<simguard_store::Alert>) {
         for a in alerts {
@@ -211,6 +218,13 @@ pub struct AppState {
     pub started: Instant,
     /// The live stream: findings (and later alerts, actions) as they commit.
     pub events: EventHub,
+    /// Subscriptions, for the API's alert writer (a person's clear is
+    /// routed like the sink's changes).
+    pub routing: Arc<simguard_store::Routing>,
+    /// The notification channels' health and delivery counts.
+    pub notify: Arc<notify::worker::NotifyStatus>,
+    /// `[notify]` as configured (channels' endpoints, subscriptions).
+    pub notify_config: Arc<notify::NotifyConfig>,
 }
 
 /// Options that are not configuration (secrets from the environment).
@@ -243,6 +257,8 @@ pub struct Server {
     /// Stops the enforcement task (it holds a journal sender).
     enforce_stop: Option<tokio::sync::oneshot::Sender<()>>,
     enforce_task: Option<tokio::task::JoinHandle<()>>,
+    /// Delivers notifications; stopped after the pipeline has drained.
+    notify_worker: Option<notify::worker::WorkerHandle>,
     http_task: Option<tokio::task::JoinHandle<()>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
     threads: Vec<(&'static str, JoinHandle<()>)>,
@@ -305,6 +321,8 @@ impl Server {
         };
         let (mut journal, rec) = Journal::open(cfg.journal_dir(), journal_options.clone())?;
         let mut store = Store::open(cfg.store_path())?;
+        let routing = Arc::new(cfg.notify.routing());
+        store.set_routing(routing.clone());
 
         let mut generated_token = None;
         if let Some(t) = opts.admin_token.as_deref().filter(|t| !t.is_empty()) {
@@ -618,6 +636,23 @@ impl Server {
             })
         });
 
+        // Notifications: the worker sends what the store routed to the
+        // outbox (only when a channel is configured).
+        let notify_status = Arc::new(notify::worker::NotifyStatus::new(&cfg.notify));
+        let notify_worker = if cfg.notify.channels.is_empty() {
+            None
+        } else {
+            Some(
+                notify::worker::spawn(
+                    cfg.notify.clone(),
+                    cfg.store_path(),
+                    events.alert_changes(),
+                    notify_status.clone(),
+                )
+                .map_err(ServerError::Thread)?,
+            )
+        };
+
         let ready = Arc::new(AtomicBool::new(true));
         let state = AppState {
             engine: engine.clone(),
@@ -633,6 +668,9 @@ impl Server {
             recovery: recovery.clone(),
             started: Instant::now(),
             events: events.clone(),
+            routing,
+            notify: notify_status.clone(),
+            notify_config: Arc::new(cfg.notify.clone()),
         };
         let (http_shutdown, http_rx) = tokio::sync::oneshot::channel::<()>();
         let app = api::router(state);
@@ -665,6 +703,7 @@ impl Server {
             http_shutdown: Some(http_shutdown),
             enforce_stop: Some(enforce_stop),
             enforce_task: Some(enforce_task),
+            notify_worker,
             http_task: Some(http_task),
             ticker,
             threads,
@@ -692,6 +731,7 @@ impl Server {
             let _ = t.await;
         }
         let threads = std::mem::take(&mut self.threads);
+        let notify_worker = self.notify_worker.take();
         let _ = tokio::task::spawn_blocking(move || {
             // Order matters only loosely: each thread ends when its input
             // channel closes, which cascades from the receiver down.
@@ -699,6 +739,10 @@ impl Server {
                 if h.join().is_err() {
                     tracing::error!(thread = name, "thread panicked");
                 }
+            }
+            // Last: what the final store batch routed can still go out.
+            if let Some(w) = notify_worker {
+                w.stop();
             }
         })
         .await;

@@ -13,11 +13,11 @@
 //! - Auto-clear: a `silent` alert clears when its device reports again
 //!   ([`AlertChange::DeviceOnline`], the engine's `CameOnline`). Every other
 //!   type is cleared by a person (the API).
-//! - The outbox: one notification when an alert is raised (`<id>.raised`)
-//!   and one when it clears (`<id>.cleared`), inserted in the same
-//!   transaction as the change. Repeats, acknowledgements and comments
-//!   notify nobody. Nothing delivers them yet: they stay `pending`.
+//! - The outbox: an alert's `raised` and `cleared` events are routed to
+//!   subscriptions (`outbox.rs`) in the same transaction as the change.
+//!   Repeats, acknowledgements and comments notify nobody.
 
+use crate::outbox::Routing;
 use crate::{Result, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{
@@ -27,9 +27,7 @@ use rusqlite::{
 use simguard_engine::{Digits, Severity};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-
-/// The channel written into outbox rows until subscriptions route them.
-pub const UNROUTED_CHANNEL: &str = "unrouted";
+use std::sync::Arc;
 
 /// What an occurrence of an alert came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,20 +149,6 @@ pub struct AlertComment {
     pub time: i64,
     pub author: String,
     pub text: String,
-}
-
-/// A notification waiting in the outbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutboxEntry {
-    /// "<alert id>.raised" or "<alert id>.cleared": deterministic, so a
-    /// future delivery can use it as the receivers' deduplication key.
-    pub id: String,
-    pub alert: u64,
-    /// raised or cleared.
-    pub event: String,
-    pub channel: String,
-    pub status: String,
-    pub created: i64,
 }
 
 /// Which alerts a query wants. Every field narrows.
@@ -294,28 +278,28 @@ fn alert_of(r: &Row<'_>) -> rusqlite::Result<std::result::Result<Alert, String>>
     .map_err(|e: String| format!("alert {id}: {e}")))
 }
 
-fn one_tx(
+/// Routes an alert event (as the alert is now) to the outbox.
+fn notify(
+    tx: &Connection,
+    routing: &Routing,
+    id: u64,
+    event: &str,
+    time: i64,
+) -> rusqlite::Result<()> {
+    match one_tx(tx, id)? {
+        Some(Ok(a)) => crate::outbox::route(tx, routing, &a, event, time),
+        // A corrupt row is reported by whoever reads it; routing skips it.
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn one_tx(
     conn: &Connection,
     id: u64,
 ) -> rusqlite::Result<Option<std::result::Result<Alert, String>>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"))?
         .query_row(params![id as i64], alert_of)
         .optional()
-}
-
-fn outbox(conn: &Connection, alert: u64, event: &str, time: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO outbox(id, alert, event, channel, status, created)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-    )?
-    .execute(params![
-        format!("{alert}.{event}"),
-        alert as i64,
-        event,
-        UNROUTED_CHANNEL,
-        time
-    ])?;
-    Ok(())
 }
 
 /// Applies the changes in order inside the sink's transaction (after the
@@ -325,6 +309,7 @@ fn outbox(conn: &Connection, alert: u64, event: &str, time: i64) -> rusqlite::Re
 pub(crate) fn apply(
     tx: &Transaction<'_>,
     changes: &[AlertChange],
+    routing: &Routing,
 ) -> rusqlite::Result<std::result::Result<Vec<Alert>, String>> {
     let mut changed: Vec<u64> = Vec::new();
     let mut touch = |id: u64| {
@@ -335,7 +320,7 @@ pub(crate) fn apply(
     for c in changes {
         match c {
             AlertChange::Raise(r) => {
-                if let Some(id) = raise(tx, r)? {
+                if let Some(id) = raise(tx, r, routing)? {
                     touch(id);
                 }
             }
@@ -356,7 +341,7 @@ pub(crate) fn apply(
                            cleared_by = 'auto: the device reported again' WHERE id = ?1",
                     )?
                     .execute(params![id, time])?;
-                    outbox(tx, id as u64, "cleared", *time)?;
+                    notify(tx, routing, id as u64, "cleared", *time)?;
                     touch(id as u64);
                 }
             }
@@ -374,7 +359,7 @@ pub(crate) fn apply(
 }
 
 /// One occurrence; returns the alert it opened or updated (None: seen before).
-fn raise(tx: &Transaction<'_>, r: &AlertRaise) -> rusqlite::Result<Option<u64>> {
+fn raise(tx: &Transaction<'_>, r: &AlertRaise, routing: &Routing) -> rusqlite::Result<Option<u64>> {
     let key = r.source.key().min(i64::MAX as u64) as i64;
     let seen = tx
         .prepare_cached("SELECT 1 FROM alert_sources WHERE source = ?1")?
@@ -439,7 +424,7 @@ fn raise(tx: &Transaction<'_>, r: &AlertRaise) -> rusqlite::Result<Option<u64>> 
                 r.finding.map(|f| f as i64),
                 r.summary,
             ])?;
-            outbox(tx, key as u64, "raised", r.time)?;
+            notify(tx, routing, key as u64, "raised", r.time)?;
             key
         }
     };
@@ -511,32 +496,6 @@ pub(crate) fn comments(conn: &Connection, err: &Err<'_>, alert: u64) -> Result<V
     rows.collect::<std::result::Result<_, _>>().map_err(err)
 }
 
-pub(crate) fn outbox_of(
-    conn: &Connection,
-    err: &Err<'_>,
-    alert: Option<u64>,
-) -> Result<Vec<OutboxEntry>> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT id, alert, event, channel, status, created FROM outbox
-             WHERE ?1 IS NULL OR alert = ?1 ORDER BY created, id",
-        )
-        .map_err(err)?;
-    let rows = st
-        .query_map(params![alert.map(|a| a as i64)], |r| {
-            Ok(OutboxEntry {
-                id: r.get(0)?,
-                alert: r.get::<_, i64>(1)? as u64,
-                event: r.get(2)?,
-                channel: r.get(3)?,
-                status: r.get(4)?,
-                created: r.get(5)?,
-            })
-        })
-        .map_err(err)?;
-    rows.collect::<std::result::Result<_, _>>().map_err(err)
-}
-
 /// What a person's change did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct AlertUpdate {
@@ -554,12 +513,14 @@ pub struct AlertUpdate {
 pub struct AlertWriter {
     conn: Connection,
     path: PathBuf,
+    /// Where a person's clear is notified (the server's subscriptions).
+    routing: Arc<Routing>,
 }
 
 impl AlertWriter {
     /// Opens the store at `path`, which must exist with its schema (the
     /// server opens and migrates it at start).
-    pub fn open(path: impl AsRef<Path>) -> Result<AlertWriter> {
+    pub fn open(path: impl AsRef<Path>, routing: Arc<Routing>) -> Result<AlertWriter> {
         let path = path.as_ref().to_path_buf();
         let map = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -572,7 +533,11 @@ impl AlertWriter {
         .map_err(map)?;
         conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
             .map_err(map)?;
-        Ok(AlertWriter { conn, path })
+        Ok(AlertWriter {
+            conn,
+            path,
+            routing,
+        })
     }
 
     fn map(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -630,6 +595,7 @@ impl AlertWriter {
     /// Clears an active alert, queueing its `cleared` notification in the
     /// same transaction. None: no such alert.
     pub fn clear(&mut self, id: u64, by: &str, time: i64) -> Result<Option<AlertUpdate>> {
+        let routing = self.routing.clone();
         self.update(id, |tx, a| {
             if a.state == AlertState::Cleared {
                 return Ok(false);
@@ -639,7 +605,7 @@ impl AlertWriter {
                  WHERE id = ?1",
                 params![id as i64, time, by],
             )?;
-            outbox(tx, id, "cleared", time)?;
+            notify(tx, &routing, id, "cleared", time)?;
             Ok(true)
         })
     }

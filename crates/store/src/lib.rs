@@ -19,15 +19,20 @@ mod alerts;
 mod audit;
 mod findings;
 mod migrations;
+pub mod outbox;
 mod page;
 pub mod snapshots;
 
 pub use alerts::{
     Alert, AlertChange, AlertComment, AlertCursor, AlertFilter, AlertRaise, AlertSource,
-    AlertState, AlertUpdate, AlertWriter, OutboxEntry, UNROUTED_CHANNEL,
+    AlertState, AlertUpdate, AlertWriter,
 };
 pub use audit::{AuditCursor, AuditEntry, AuditFilter, StoredResult};
 pub use findings::{FindingCounts, FindingCursor, FindingFilter, FindingsAfter, FindingsRetention};
+pub use outbox::{
+    Attempt, AttemptResult, ChannelCounts, Notification, OutboxWriter, QuietHours, Routing,
+    Subscription, UNROUTED_CHANNEL,
+};
 pub use page::PageCursor;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -194,6 +199,8 @@ pub struct Store {
     /// Rows in `findings`, counted once at open and kept up to date by
     /// `apply_batch`, so that retention needs no `count(*)` per batch.
     finding_rows: u64,
+    /// Subscriptions that alert changes are routed to.
+    routing: std::sync::Arc<Routing>,
 }
 
 impl Store {
@@ -219,6 +226,7 @@ impl Store {
             path,
             retention: FindingsRetention::default(),
             finding_rows,
+            routing: Default::default(),
         })
     }
 
@@ -260,6 +268,12 @@ impl Store {
     /// Sets how many findings are kept (applied from the next batch on).
     pub fn set_findings_retention(&mut self, r: FindingsRetention) {
         self.retention = r;
+    }
+
+    /// Sets the subscriptions alert changes are routed to (from the next
+    /// batch on).
+    pub fn set_routing(&mut self, routing: std::sync::Arc<Routing>) {
+        self.routing = routing;
     }
 
     pub fn findings_retention(&self) -> FindingsRetention {
@@ -352,7 +366,7 @@ impl Store {
             applied.new_findings = findings::insert(&tx, &batch.findings).map_err(map)?;
             applied.new_actions =
                 audit::insert(&tx, &batch.actions, &batch.action_results).map_err(map)?;
-            applied.alerts = alerts::apply(&tx, &batch.alerts)
+            applied.alerts = alerts::apply(&tx, &batch.alerts, &self.routing)
                 .map_err(map)?
                 .map_err(StoreError::Corrupt)?;
             if let Some(newest) = batch.findings.iter().map(|f| f.time).max() {
@@ -603,8 +617,32 @@ impl StoreReader {
     }
 
     /// Notifications in the outbox (of one alert, or all), oldest first.
-    pub fn outbox(&self, alert: Option<u64>) -> Result<Vec<OutboxEntry>> {
-        alerts::outbox_of(&self.conn, &self.err(), alert)
+    pub fn outbox(&self, alert: Option<u64>) -> Result<Vec<Notification>> {
+        outbox::notifications_of(&self.conn, alert).map_err(self.err())
+    }
+
+    /// One notification and its attempts.
+    pub fn notification(&self, id: &str) -> Result<Option<(Notification, Vec<Attempt>)>> {
+        let Some(n) = outbox::notification(&self.conn, id).map_err(self.err())? else {
+            return Ok(None);
+        };
+        let a = outbox::attempts(&self.conn, id).map_err(self.err())?;
+        Ok(Some((n, a)))
+    }
+
+    /// The attempts of a notification, oldest first.
+    pub fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
+        outbox::attempts(&self.conn, id).map_err(self.err())
+    }
+
+    /// The notifications folded into a digest.
+    pub fn digest_members(&self, digest: &str) -> Result<Vec<Notification>> {
+        outbox::digest_members(&self.conn, digest).map_err(self.err())
+    }
+
+    /// Notifications per channel and status.
+    pub fn channel_counts(&self) -> Result<Vec<ChannelCounts>> {
+        outbox::channel_counts(&self.conn).map_err(self.err())
     }
 
     /// Counts by kind and severity of the findings the filter matches.

@@ -182,8 +182,9 @@ const STEPS: &[&str] = &[
      CREATE INDEX outbox_alert ON outbox(alert);
      CREATE INDEX outbox_pending ON outbox(status, created) WHERE status = 'pending';",
     // 5: routing and delivery (outbox.rs). The outbox becomes one row per
-    // (alert event, subscription): `id` = "<alert>.<event>.<subscription>"
-    // (or "digest.<subscription>.<window>"), `message` = what receivers
+    // (alert event, subscription, recipient): `id` =
+    // "<alert>.<event>.<subscription>[:<recipient>]" (or
+    // "digest.<subscription>[:<recipient>].<due>"), `message` = what receivers
     // deduplicate on ("<alert>.<event>", the webhook-id). `due` (Unix ms)
     // holds a row back: quiet hours, a digest window, the next retry.
     // Rows folded into a digest point at it. `notify_counts` counts what
@@ -202,7 +203,7 @@ const STEPS: &[&str] = &[
         event TEXT NOT NULL CHECK (event IN ('raised', 'cleared', 'digest')),
         subscription TEXT NOT NULL,
         channel TEXT NOT NULL,
-        recipients TEXT NOT NULL,
+        recipient TEXT NOT NULL,
         tenant TEXT,
         severity TEXT NOT NULL,
         status TEXT NOT NULL CHECK (status IN
@@ -210,6 +211,7 @@ const STEPS: &[&str] = &[
         created INTEGER NOT NULL,
         due INTEGER NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
+        first_attempt INTEGER,
         digest TEXT,
         reference TEXT,
         receipt TEXT,
@@ -217,9 +219,9 @@ const STEPS: &[&str] = &[
         done INTEGER,
         last_error TEXT
      );
-     INSERT INTO outbox(id, message, alert, event, subscription, channel, recipients,
+     INSERT INTO outbox(id, message, alert, event, subscription, channel, recipient,
                         tenant, severity, status, created, due)
-        SELECT o.id, o.id, o.alert, o.event, '', o.channel, '[]', a.tenant, a.severity,
+        SELECT o.id, o.id, o.alert, o.event, '', o.channel, '', a.tenant, a.severity,
                'unrouted', o.created, o.created
         FROM outbox_v4 o JOIN alerts a ON a.id = o.alert;
      DROP TABLE outbox_v4;

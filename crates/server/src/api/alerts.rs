@@ -214,7 +214,7 @@ fn visible(s: &AppState, caller: &Caller, id: u64) -> Result<Alert, ApiError> {
 }
 
 fn writer(s: &AppState) -> Result<AlertWriter, ApiError> {
-    AlertWriter::open(&s.store_path).map_err(ApiError::internal)
+    AlertWriter::open(&s.store_path, s.routing.clone()).map_err(ApiError::internal)
 }
 
 fn changed(s: &AppState, u: Option<AlertUpdate>, id: u64) -> Result<AlertChangeView, ApiError> {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod error;
 pub mod findings;
 pub mod flows;
+pub mod notify;
 pub mod rules;
 pub mod views;
 
@@ -36,8 +37,8 @@ use views::{device_view, group_view, DeviceView, GroupView};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM, findings of detection with their evidence, a live event stream (server-sent events), response rules with dry-run and backtest, people's actions on devices, and the audit trail."),
-    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action),
-    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
+    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, notify::alert_notifications, notify::get_notification, notify::channels, notify::subscriptions, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action),
+    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, notify::NotificationView, notify::AttemptView, notify::NotificationDetail, notify::ChannelView, notify::SubscriptionView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -86,6 +87,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(findings::events))
         .route("/api/v1/alerts", get(alerts::list_alerts))
         .route("/api/v1/alerts/{id}", get(alerts::get_alert))
+        .route(
+            "/api/v1/alerts/{id}/notifications",
+            get(notify::alert_notifications),
+        )
+        .route("/api/v1/notifications/{id}", get(notify::get_notification))
+        .route("/api/v1/notify/channels", get(notify::channels))
+        .route("/api/v1/notify/subscriptions", get(notify::subscriptions))
         .route(
             "/api/v1/alerts/{id}/ack",
             axum::routing::post(alerts::ack_alert),
@@ -226,7 +234,30 @@ async fn readyz(State(s): State<AppState>) -> Response {
     let journal_ok = !s.health.journal_failed.load(Ordering::Relaxed);
     let store_ok = !s.health.store_failed.load(Ordering::Relaxed);
     let ready = s.ready.load(Ordering::Relaxed) && journal_ok && store_ok;
-    let body = serde_json::json!({ "ready": ready, "journal": journal_ok, "store": store_ok });
+    // Channels are reported but do not make the server unready: ingest and
+    // detection work while an SMSC is down, and the outbox keeps what waits.
+    let channels: serde_json::Map<String, serde_json::Value> = s
+        .notify
+        .channels
+        .iter()
+        .map(|(name, c)| {
+            let healthy = c.healthy.load(Ordering::Relaxed);
+            let circuit = *c.circuit.lock();
+            (
+                name.clone(),
+                serde_json::json!({ "type": c.kind, "healthy": healthy && circuit == "closed", "circuit": circuit }),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({
+        "ready": ready,
+        "journal": journal_ok,
+        "store": store_ok,
+        "notifications": {
+            "healthy": s.notify.all_healthy(),
+            "channels": channels,
+        },
+    });
     let code = if ready {
         StatusCode::OK
     } else {
