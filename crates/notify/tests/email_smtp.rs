@@ -6,7 +6,7 @@
 //! `/usr/bin/python3`) and, for the TLS tests, the `openssl` CLI. Without
 //! them the tests are skipped, unless `SIMGUARD_REQUIRE_PEERS` is set.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,8 +32,12 @@ macro_rules! need {
                 if require_peers() {
                     panic!("{} is missing and SIMGUARD_REQUIRE_PEERS is set", $what);
                 }
-                eprintln!(
-                    "SKIPPED: {} is missing (set SIMGUARD_REQUIRE_PEERS to fail instead)",
+                // Straight to stderr: libtest captures eprintln! of a passing
+                // test, and a skip should be seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED {}: {} is missing (set SIMGUARD_REQUIRE_PEERS to fail instead)",
+                    module_path!(),
                     $what
                 );
                 return;
