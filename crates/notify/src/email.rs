@@ -253,7 +253,9 @@ impl EmailChannel {
         })
     }
 
-    /// One delivery attempt of `msg` to all of `msg.recipients`.
+    /// One delivery attempt of `msg` to all of `msg.recipients`, bounded by
+    /// `timeout_ms`. Safe to cancel: a send dropped half-way (by the
+    /// caller's own time-out, say) retires the pool like a time-out does.
     pub async fn send(&self, msg: &Message) -> Outcome {
         let email = match self.build(msg) {
             Ok(email) => email,
@@ -263,18 +265,25 @@ impl EmailChannel {
             }
         };
         let transport = self.transport();
+        let mut in_flight = InFlight {
+            channel: self,
+            transport: Some(transport.clone()),
+        };
         // lettre bounds only the connect; a server that accepts and then
         // stalls would hold this send forever without this limit.
-        let outcome = match tokio::time::timeout(self.timeout, transport.send(email)).await {
-            Err(_) => {
-                self.discard(transport);
-                Outcome::Retry {
-                    detail: format!(
-                        "no answer from the SMTP server within {} ms",
-                        self.timeout.as_millis()
-                    ),
-                }
-            }
+        let result = tokio::time::timeout(self.timeout, transport.send(email)).await;
+        if result.is_ok() {
+            // Finished either way: the connection is in a known state.
+            in_flight.transport = None;
+        }
+        drop(in_flight);
+        let outcome = match result {
+            Err(_) => Outcome::Retry {
+                detail: format!(
+                    "no answer from the SMTP server within {} ms",
+                    self.timeout.as_millis()
+                ),
+            },
             Ok(Err(e)) => classify(&e),
             Ok(Ok(response)) => Outcome::Delivered {
                 detail: format!(
@@ -307,10 +316,11 @@ impl EmailChannel {
             .clone()
     }
 
-    /// Drops the pool after a time-out. The cancelled send leaves its
+    /// Retires the pool after a send was cut short. The cut send leaves its
     /// connection mid-command, and lettre would put it back in the pool,
     /// where the next send could read the stale reply as its own. Shutting
-    /// the pool down closes that connection instead of reusing it.
+    /// the pool down closes that connection instead of reusing it; the next
+    /// send builds a new pool.
     fn discard(&self, transport: AsyncSmtpTransport<Tokio1Executor>) {
         match self.transport.lock() {
             Ok(mut g) => *g = None,
@@ -318,10 +328,14 @@ impl EmailChannel {
         }
         let limit = self.timeout;
         // Closing sends QUIT and waits for its reply, which a stalled
-        // server never gives: bounded, and off the caller's path.
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(limit, transport.shutdown()).await;
-        });
+        // server never gives: bounded, and off the caller's path. Without a
+        // runtime (dropped outside one) the pool is simply dropped, which
+        // closes its sockets.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(limit, transport.shutdown()).await;
+            });
+        }
     }
 
     /// Health as of the last attempt.
@@ -378,6 +392,21 @@ impl EmailChannel {
                 msg.html.clone(),
             ))
             .map_err(|e| format!("cannot build the message: {e}"))
+    }
+}
+
+/// A send under way: if it is dropped before the transport answered (time-out
+/// or cancellation), the pool it used is retired.
+struct InFlight<'a> {
+    channel: &'a EmailChannel,
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(transport) = self.transport.take() {
+            self.channel.discard(transport);
+        }
     }
 }
 

@@ -443,6 +443,34 @@ async fn a_stalled_server_means_retry_and_the_stalled_connection_is_not_reused()
 }
 
 #[tokio::test]
+async fn a_send_cancelled_by_the_caller_does_not_poison_the_pool() {
+    let py = need!(python(), "python3 with aiosmtpd");
+    let sink = Sink::start(&py, &["--stall", "slow@acme.test"]);
+    let ch = EmailChannel::new(EmailConfig {
+        timeout_ms: 10_000,
+        ..config(sink.port)
+    })
+    .unwrap();
+    let outcome = ch.send(&message(&["ops@acme.test"])).await;
+    assert!(matches!(outcome, Outcome::Delivered { .. }), "{outcome:?}");
+
+    // The caller gives up before the channel's own limit.
+    let cut = tokio::time::timeout(
+        Duration::from_millis(500),
+        ch.send(&message(&["slow@acme.test"])),
+    )
+    .await;
+    assert!(cut.is_err());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    let outcome = ch.send(&message(&["ops@acme.test"])).await;
+    assert!(matches!(outcome, Outcome::Delivered { .. }), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(sink.received().len(), 2);
+}
+
+#[tokio::test]
 async fn a_server_that_never_greets_means_retry() {
     // Accepts the connection and says nothing: the limit must cover more
     // than the connect.
