@@ -489,6 +489,7 @@ impl Server {
             let (engine, m, health) = (engine.clone(), m.clone(), health.clone());
             let setup = pipeline::SinkSetup {
                 every: Duration::from_secs(1),
+                urgent: Duration::from_millis(10),
                 snapshot_dir: cfg.snapshot_dir(),
                 keep: cfg.engine.snapshot_keep,
             };

@@ -494,6 +494,13 @@ impl SinkState {
         self.items
     }
 
+    /// Whether the pending batch changes alerts: people (and the
+    /// notification worker) wait on those, so they are written within
+    /// `SinkSetup::urgent` instead of the usual interval.
+    pub fn urgent(&self) -> bool {
+        !self.batch.alerts.is_empty()
+    }
+
     /// Writes the pending batch (rows resolved from the current engine state).
     pub fn flush(
         &mut self,
@@ -738,6 +745,9 @@ pub fn snapshot_loop(
 pub struct SinkSetup {
     /// Flush at least this often: one SQLite transaction per interval.
     pub every: Duration,
+    /// Flush a batch that changes alerts within this long (an alert is
+    /// notified only once it is committed).
+    pub urgent: Duration,
     pub snapshot_dir: PathBuf,
     /// Snapshots kept; older files are deleted once a new one is indexed.
     pub keep: usize,
@@ -755,6 +765,7 @@ pub fn sink_loop(
 ) {
     let SinkSetup {
         every,
+        urgent,
         snapshot_dir,
         keep,
     } = setup;
@@ -774,7 +785,8 @@ pub fn sink_loop(
         }
     };
     loop {
-        let wait = every.saturating_sub(last.elapsed());
+        let interval = if state.urgent() { urgent } else { every };
+        let wait = interval.saturating_sub(last.elapsed());
         match rx.recv_timeout(wait) {
             Ok(SinkMsg::Outputs { hi, items }) => {
                 for (seq, o) in &items {
@@ -796,7 +808,8 @@ pub fn sink_loop(
                 break;
             }
         }
-        if last.elapsed() >= every || state.pending() > 200_000 {
+        let interval = if state.urgent() { urgent } else { every };
+        if last.elapsed() >= interval || state.pending() > 200_000 {
             flush(&mut store, &mut state);
             last = Instant::now();
         }

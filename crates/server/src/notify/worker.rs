@@ -32,6 +32,10 @@ const BATCH: usize = 256;
 /// writer, e.g. a person's clear, also wakes it through the hub).
 const MAX_SLEEP: Duration = Duration::from_secs(5);
 
+/// Receipts kept until their attempt is recorded, at most, and for how long.
+const EARLY_RECEIPTS: usize = 4096;
+const EARLY_RECEIPT_TTL: Duration = Duration::from_secs(60);
+
 /// What the API, /readyz and /metrics show of one channel.
 pub struct ChannelStatus {
     pub kind: &'static str,
@@ -217,6 +221,8 @@ async fn run(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut inflight: HashSet<String> = HashSet::new();
     let mut receipts_open = true;
+    let mut early: std::collections::VecDeque<(String, Receipt, Instant)> =
+        std::collections::VecDeque::new();
     let mut wake_open = true;
     let mut last_gauges = Instant::now() - Duration::from_secs(60);
     tracing::info!(channels = channels.len(), "notification worker started");
@@ -331,22 +337,29 @@ async fn run(
                     inflight.remove(&d.n.id);
                     finish(&mut db, &policy, &mut breakers, &status, d)?;
                 }
+                let mut keep = std::collections::VecDeque::with_capacity(early.len());
+                for (channel, r, at) in early.drain(..) {
+                    if match_receipt(&mut db, &status, &channel, &r)? {
+                        continue;
+                    }
+                    if at.elapsed() < EARLY_RECEIPT_TTL {
+                        keep.push_back((channel, r, at));
+                    } else {
+                        tracing::debug!(message_id = %r.message_id, "receipt for an unknown message");
+                    }
+                }
+                early = keep;
             }
             r = receipt_rx.recv(), if receipts_open => match r {
                 Some((channel, r)) => {
-                    let state = match &r.error {
-                        Some(e) if e != "000" => format!("{} err:{e}", r.state),
-                        _ => r.state.clone(),
-                    };
-                    match db.receipt(&channel, &r.message_id, &state, now_ms()) {
-                        Ok(Some(id)) => {
-                            tracing::debug!(notification = %id, state = %state, "delivery receipt");
-                            if let Some(s) = status.channels.get(&channel) {
-                                s.receipts.fetch_add(1, Ordering::Relaxed);
-                            }
+                    if !match_receipt(&mut db, &status, &channel, &r)? {
+                        // The SMSC can answer before the attempt that
+                        // learnt its message id is recorded: keep it for
+                        // a while and match it after the next records.
+                        if early.len() >= EARLY_RECEIPTS {
+                            early.pop_front();
                         }
-                        Ok(None) => tracing::debug!(message_id = %r.message_id, "receipt for an unknown message"),
-                        Err(e) => return Err(e.to_string()),
+                        early.push_back((channel, r, Instant::now()));
                     }
                 }
                 None => receipts_open = false,
@@ -381,6 +394,31 @@ async fn run(
     }
     tracing::info!("notification worker stopped");
     Ok(())
+}
+
+/// Matches a receipt to its notification; false when its message id is not
+/// known (yet).
+fn match_receipt(
+    db: &mut OutboxWriter,
+    status: &NotifyStatus,
+    channel: &str,
+    r: &Receipt,
+) -> Result<bool, String> {
+    let state = match &r.error {
+        Some(e) if e != "000" => format!("{} err:{e}", r.state),
+        _ => r.state.clone(),
+    };
+    match db.receipt(channel, &r.message_id, &state, now_ms()) {
+        Ok(Some(id)) => {
+            tracing::debug!(notification = %id, state = %state, "delivery receipt");
+            if let Some(s) = status.channels.get(channel) {
+                s.receipts.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn render(
