@@ -227,6 +227,7 @@ const STEPS: &[&str] = &[
      DROP TABLE outbox_v4;
      CREATE INDEX outbox_alert ON outbox(alert);
      CREATE INDEX outbox_due ON outbox(due) WHERE status IN ('pending', 'retrying');
+     CREATE INDEX outbox_channel_due ON outbox(channel, due) WHERE status IN ('pending', 'retrying');
      CREATE INDEX outbox_digest ON outbox(digest) WHERE digest IS NOT NULL;
      CREATE TABLE outbox_refs (
         reference TEXT PRIMARY KEY,

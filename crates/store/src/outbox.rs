@@ -606,6 +606,20 @@ impl OutboxWriter {
             .map_err(self.map())
     }
 
+    /// What is due at `now` on one channel, oldest due first.
+    pub fn due_on(&self, channel: &str, now: i64, limit: usize) -> Result<Vec<Notification>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM outbox WHERE status IN ('pending', 'retrying')
+                   AND channel = ?1 AND due <= ?2 ORDER BY due, id LIMIT ?3"
+            ))
+            .and_then(|mut st| {
+                st.query_map(params![channel, now, limit as i64], notification_of)?
+                    .collect()
+            })
+            .map_err(self.map())
+    }
+
     /// The earliest `due` of anything waiting, to sleep until then.
     pub fn next_due(&self) -> Result<Option<i64>> {
         self.conn

@@ -224,7 +224,12 @@ async fn run(
     let mut early: std::collections::VecDeque<(String, Receipt, Instant)> =
         std::collections::VecDeque::new();
     let mut wake_open = true;
-    let mut last_gauges = Instant::now() - Duration::from_secs(60);
+    let long_ago = Instant::now()
+        .checked_sub(Duration::from_secs(60))
+        .unwrap_or_else(Instant::now);
+    let mut last_gauges = long_ago;
+    let mut last_sweep = long_ago;
+    let in_flight = cfg.max_in_flight.max(1);
     tracing::info!(channels = channels.len(), "notification worker started");
 
     loop {
@@ -233,9 +238,28 @@ async fn run(
         }
         let now = now_ms();
         let mut saturated = false;
-        let due = db
-            .due(now, BATCH + inflight.len())
-            .map_err(|e| e.to_string())?;
+        // Per channel, only as many rows as it could take (its in-flight
+        // ones included, skipped below): a backlog of thousands costs one
+        // small query per free channel, not a scan per finished attempt.
+        let mut due = Vec::new();
+        for name in channels.keys() {
+            if sems.get(name).is_some_and(|s| s.available_permits() > 0) {
+                due.extend(db.due_on(name, now, in_flight).map_err(|e| e.to_string())?);
+            } else {
+                saturated = true;
+            }
+        }
+        // Rows of channels that are not running (not configured, or failed
+        // to build) are settled in a slower sweep.
+        if last_sweep.elapsed() >= MAX_SLEEP {
+            last_sweep = Instant::now();
+            due.extend(
+                db.due(now, BATCH)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|n| !channels.contains_key(&n.channel)),
+            );
+        }
         for n in due {
             if inflight.contains(&n.id) {
                 continue;
