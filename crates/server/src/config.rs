@@ -40,6 +40,30 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub bind: SocketAddr,
+    /// A console session ends after this long without a request, seconds.
+    #[serde(default = "idle_secs")]
+    pub session_idle_timeout_secs: u64,
+    /// ... and this long after login whatever happens, seconds.
+    #[serde(default = "absolute_secs")]
+    pub session_absolute_timeout_secs: u64,
+    /// Mark the session cookie `Secure`. Browsers accept Secure cookies from
+    /// http://127.0.0.1 and http://localhost (secure contexts), so only a
+    /// console reached over plain HTTP under another loopback name needs
+    /// false, and false is refused unless `bind` is a loopback address.
+    #[serde(default = "yes")]
+    pub secure_cookie: bool,
+    /// Origins (scheme://host:port) accepted on cookie-authenticated writes
+    /// besides the server's own, for a console served through a proxy.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+fn idle_secs() -> u64 {
+    1800
+}
+
+fn absolute_secs() -> u64 {
+    43_200
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -395,6 +419,31 @@ impl Config {
         }
         if self.engine.missed_interims == 0 {
             return Err("engine.missed_interims: must be at least 1".into());
+        }
+        let http = &self.http;
+        if http.session_idle_timeout_secs == 0 {
+            return Err("http.session_idle_timeout_secs: must be at least 1".into());
+        }
+        if http.session_absolute_timeout_secs < http.session_idle_timeout_secs {
+            return Err(format!(
+                "http.session_absolute_timeout_secs ({}) must be at least http.session_idle_timeout_secs ({})",
+                http.session_absolute_timeout_secs, http.session_idle_timeout_secs
+            ));
+        }
+        if !http.secure_cookie && !http.bind.ip().is_loopback() {
+            // A session cookie without Secure over a network is readable by
+            // anyone on the path: only a console on loopback may do without.
+            return Err(format!(
+                "http.secure_cookie = false is allowed only when http.bind is a loopback address (it is {}); put TLS in front and keep it true",
+                http.bind
+            ));
+        }
+        for o in &http.allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(format!(
+                    "http.allowed_origins: {o:?} is not an origin like \"https://console.example.com\""
+                ));
+            }
         }
         Ok(())
     }

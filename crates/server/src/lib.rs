@@ -5,6 +5,7 @@
 //! starts the threads and the HTTP server; [`Server::shutdown`] stops them in
 //! dependency order so that everything answered is durable and snapshotted.
 
+pub mod access;
 pub mod acct;
 pub mod api;
 pub mod auth;
@@ -66,6 +67,8 @@ pub enum ServerError {
     Thread(std::io::Error),
     #[error(transparent)]
     Enforcer(#[from] coa::EnforcerError),
+    #[error(transparent)]
+    Access(#[from] access::password::HashError),
 }
 
 /// What recovery did at start, for logs and the status API.
@@ -225,6 +228,8 @@ pub struct AppState {
     pub notify: Arc<notify::worker::NotifyStatus>,
     /// `[notify]` as configured (channels' endpoints, subscriptions).
     pub notify_config: Arc<notify::NotifyConfig>,
+    /// Users, sessions and API key management.
+    pub access: Arc<access::Access>,
 }
 
 /// Options that are not configuration (secrets from the environment).
@@ -333,8 +338,9 @@ impl Server {
                 None,
                 acct::now_ms(),
             )?;
-        } else if store.api_key_count()? == 0 {
-            let token = random_token();
+        } else if store.api_key_count()? == 0 && store.user_count()? == 0 {
+            // Nobody could get in: print a way in (once).
+            let token = api::apikeys::new_token();
             store.add_api_key(
                 "admin (generated)",
                 &token,
@@ -655,6 +661,10 @@ impl Server {
         };
 
         let ready = Arc::new(AtomicBool::new(true));
+        let access = Arc::new(access::Access::new(
+            cfg.store_path(),
+            access::SessionPolicy::from_config(&cfg.http),
+        )?);
         let state = AppState {
             engine: engine.clone(),
             submit: sub_tx,
@@ -672,15 +682,20 @@ impl Server {
             routing,
             notify: notify_status.clone(),
             notify_config: Arc::new(cfg.notify.clone()),
+            access,
         };
         let (http_shutdown, http_rx) = tokio::sync::oneshot::channel::<()>();
         let app = api::router(state);
         let http_task = tokio::spawn(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = http_rx.await;
-                })
-                .await;
+            // Connection info: the client address for the login back-off.
+            let r = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = http_rx.await;
+            })
+            .await;
             if let Err(e) = r {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -748,11 +763,4 @@ impl Server {
         })
         .await;
     }
-}
-
-fn random_token() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    format!("sg_{}", hex::encode(b))
 }

@@ -255,7 +255,8 @@ async fn tenant_keys_see_and_change_only_their_tenant() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    h.add_key("key-a", Role::Operator, Some("tenant-a"));
+    // A tenant admin: provisioning needs the admin role.
+    h.add_key("key-a", Role::Admin, Some("tenant-a"));
     h.add_key("viewer-b", Role::Viewer, Some("tenant-b"));
 
     let (_, page) = h.get("/api/v1/devices", Some("key-a")).await;

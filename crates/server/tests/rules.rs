@@ -132,9 +132,10 @@ async fn inventory(c: &Client) {
 
 async fn start(dir: &Path) -> (Server, Client) {
     let server = start_with(config(dir)).await;
-    add_key(dir, "acme-ops", ACME_OP, Role::Operator, Some("acme"));
+    // Tenant admins: writing rules needs the admin role.
+    add_key(dir, "acme-ops", ACME_OP, Role::Admin, Some("acme"));
     add_key(dir, "acme-view", ACME_VIEW, Role::Viewer, Some("acme"));
-    add_key(dir, "globex-ops", GLOBEX_OP, Role::Operator, Some("globex"));
+    add_key(dir, "globex-ops", GLOBEX_OP, Role::Admin, Some("globex"));
     let c = Client::of(&server);
     (server, c)
 }

@@ -46,6 +46,16 @@ enum Command {
         #[command(subcommand)]
         cmd: cmd::rules::RulesCmd,
     },
+    /// Console users (password from SIMGUARD_PASSWORD or stdin).
+    Users {
+        #[command(subcommand)]
+        cmd: cmd::access::UsersCmd,
+    },
+    /// API keys (bearer tokens) for scripts and integrations.
+    Apikeys {
+        #[command(subcommand)]
+        cmd: cmd::access::ApiKeysCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,6 +89,8 @@ fn main() -> ExitCode {
             }
             Command::Import { what } => cmd::import::run(what).await,
             Command::Rules { cmd } => cmd::rules::run(cmd).await,
+            Command::Users { cmd } => cmd::access::users(cmd),
+            Command::Apikeys { cmd } => cmd::access::apikeys(cmd),
         }
     });
     match result {

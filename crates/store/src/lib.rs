@@ -4,7 +4,7 @@
 //! - inventory (tenants, groups, devices), materialised from engine outputs;
 //! - usage rolled up per device and hour;
 //! - engine snapshots (files, indexed here);
-//! - API keys;
+//! - API keys, users and their sessions (`users.rs`, [`AccessStore`]);
 //! - findings of detection, with their evidence (bounded by [`FindingsRetention`]);
 //! - the audit trail of automatic response: actions and the network's
 //!   answers to them (`audit.rs`, append-only, never pruned);
@@ -22,6 +22,7 @@ mod migrations;
 pub mod outbox;
 mod page;
 pub mod snapshots;
+mod users;
 
 pub use alerts::{
     Alert, AlertChange, AlertComment, AlertCursor, AlertFilter, AlertRaise, AlertSource,
@@ -34,6 +35,7 @@ pub use outbox::{
     Subscription, UNROUTED_CHANNEL,
 };
 pub use page::PageCursor;
+pub use users::{AccessStore, ApiKeyInfo, Credentials, SessionRecord, User};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
@@ -158,6 +160,17 @@ impl Role {
             "viewer" => Some(Role::Viewer),
             _ => None,
         }
+    }
+
+    /// Whether this role may do what needs `min`: a viewer reads, an
+    /// operator also acts on devices and alerts, an admin also manages.
+    pub fn at_least(self, min: Role) -> bool {
+        let rank = |r: Role| match r {
+            Role::Viewer => 0,
+            Role::Operator => 1,
+            Role::Admin => 2,
+        };
+        rank(self) >= rank(min)
     }
 }
 
@@ -393,13 +406,26 @@ impl Store {
 
     // ---- API keys ----
 
+    /// API keys not revoked.
     pub fn api_key_count(&self) -> Result<i64> {
         self.conn
-            .query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM api_keys WHERE revoked IS NULL",
+                [],
+                |r| r.get(0),
+            )
             .map_err(self.err())
     }
 
-    /// Stores a key (by hash). Adding the same token twice is a no-op.
+    /// Users who can log in.
+    pub fn user_count(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
+    /// Stores a key (by hash). Adding the same token twice is a no-op, and
+    /// a revoked token stays revoked.
     pub fn add_api_key(
         &mut self,
         name: &str,
@@ -504,7 +530,7 @@ impl StoreReader {
         let row = self
             .conn
             .query_row(
-                "SELECT id, name, role, tenant FROM api_keys WHERE token_hash = ?1",
+                "SELECT id, name, role, tenant FROM api_keys WHERE token_hash = ?1 AND revoked IS NULL",
                 params![token_hash(token).to_vec()],
                 |r| {
                     Ok((

@@ -248,6 +248,35 @@ const STEPS: &[&str] = &[
         detail TEXT NOT NULL,
         PRIMARY KEY (notification, n)
      ) WITHOUT ROWID;",
+    // 6: access (users.rs). People log in as users (argon2id PHC strings,
+    // never the password); a session is kept by the SHA-256 of its cookie
+    // secret, so a leaked store opens no session. The CSRF token is stored
+    // as is: it is worthless without the cookie, and the console must read
+    // it back after a reload. Idle expiry is judged from `last_seen` at
+    // lookup (the timeout is configuration); `expires` is the absolute end.
+    // API keys are revoked, not deleted, so the audit trail's actor names
+    // keep meaning something.
+    "ALTER TABLE api_keys ADD COLUMN revoked INTEGER;
+     CREATE INDEX api_keys_tenant ON api_keys(tenant);
+     CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+        tenant TEXT,
+        created INTEGER NOT NULL,
+        password_changed INTEGER NOT NULL
+     );
+     CREATE INDEX users_tenant ON users(tenant);
+     CREATE TABLE sessions (
+        id_hash BLOB PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        expires INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX sessions_user ON sessions(user);
+     CREATE INDEX sessions_expires ON sessions(expires);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

@@ -17,6 +17,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use simguard_engine::time::rfc3339;
 use simguard_engine::Severity;
+use simguard_store::Role;
 use simguard_store::{
     Alert, AlertComment, AlertCursor, AlertFilter, AlertUpdate, AlertWriter, FindingFilter,
 };
@@ -265,7 +266,7 @@ pub async fn list_alerts(
         group: q.group.clone(),
         imsi: q.imsi.as_deref().map(parse_imsi_path).transpose()?,
         acknowledged: q.acknowledged,
-        scope: caller.0.tenant.clone(),
+        scope: caller.tenant.clone(),
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -322,9 +323,9 @@ pub async fn ack_alert(
 ) -> Result<Json<AlertChangeView>, ApiError> {
     let id = parse_id(&id)?;
     visible(&s, &caller, id)?;
-    caller.require_write()?;
+    caller.require(Role::Operator)?;
     let u = writer(&s)?
-        .acknowledge(id, &caller.0.name, now_ms())
+        .acknowledge(id, &caller.name, now_ms())
         .map_err(ApiError::internal)?;
     Ok(Json(changed(&s, u, id)?))
 }
@@ -340,9 +341,9 @@ pub async fn clear_alert(
 ) -> Result<Json<AlertChangeView>, ApiError> {
     let id = parse_id(&id)?;
     visible(&s, &caller, id)?;
-    caller.require_write()?;
+    caller.require(Role::Operator)?;
     let u = writer(&s)?
-        .clear(id, &format!("user:{}", caller.0.name), now_ms())
+        .clear(id, &format!("user:{}", caller.name), now_ms())
         .map_err(ApiError::internal)?;
     Ok(Json(changed(&s, u, id)?))
 }
@@ -357,7 +358,7 @@ pub async fn comment_alert(
 ) -> Result<Json<CommentView>, ApiError> {
     let id = parse_id(&id)?;
     visible(&s, &caller, id)?;
-    caller.require_write()?;
+    caller.require(Role::Operator)?;
     let Json(input) = body?;
     let text = input.text.trim();
     if text.is_empty() || text.len() > MAX_COMMENT {
@@ -366,7 +367,7 @@ pub async fn comment_alert(
         )));
     }
     let c = writer(&s)?
-        .comment(id, &caller.0.name, text, now_ms())
+        .comment(id, &caller.name, text, now_ms())
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
     Ok(Json(comment_view(&c)))

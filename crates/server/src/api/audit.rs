@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use simguard_engine::rules::{Action, ActionKind, RuleMode};
 use simguard_engine::time::{parse_rfc3339, rfc3339};
 use simguard_engine::{Event, Finding};
-use simguard_store::{AuditCursor, AuditEntry, AuditFilter};
+use simguard_store::{AuditCursor, AuditEntry, AuditFilter, Role};
 use std::time::{Duration, Instant};
 use utoipa::{IntoParams, ToSchema};
 
@@ -243,7 +243,7 @@ fn filter(
             .transpose()?,
         since: parse_time(&q.since, "since")?,
         until: parse_time(&q.until, "until")?,
-        scope: caller.0.tenant.clone(),
+        scope: caller.tenant.clone(),
     };
     if let (Some(a), Some(b)) = (f.since, f.until) {
         if a >= b {
@@ -444,7 +444,7 @@ pub async fn device_action(
     Path(imsi): Path<String>,
     body: Result<Json<DeviceActionInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DeviceActionResult>, ApiError> {
-    caller.require_write()?;
+    caller.require(Role::Operator)?;
     let digits = parse_imsi_path(&imsi)?;
     visible_device(&s, &caller, digits)?;
     let Json(body) = body?;
@@ -457,7 +457,7 @@ pub async fn device_action(
             time: crate::acct::now_ms(),
             imsi: digits,
             action: kind,
-            actor: format!("user:{}", caller.0.name),
+            actor: format!("user:{}", caller.name),
             reason: body.reason.trim().to_string(),
             expire_secs: body.expire_secs,
         }],

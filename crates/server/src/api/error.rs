@@ -13,7 +13,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable code: unauthorized, forbidden, not_found, invalid, unavailable, internal.
+    /// Stable, machine-readable code: unauthorized, forbidden, csrf, not_found, conflict, invalid, rate_limited, unavailable, internal.
     pub code: &'static str,
     /// What went wrong and what to do about it.
     pub message: String,
@@ -53,8 +53,27 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "missing or unknown API key: send 'Authorization: Bearer <token>' (the first admin token comes from SIMGUARD_ADMIN_TOKEN or is printed at first start)",
+            "missing or unknown credentials: send 'Authorization: Bearer <token>' (the first admin token comes from SIMGUARD_ADMIN_TOKEN or is printed at first start) or log in with POST /api/v1/session",
         )
+    }
+
+    /// A session cookie that names no live session (expired, logged out).
+    pub fn session_expired() -> ApiError {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the session has ended (expired or logged out): log in again with POST /api/v1/session",
+        )
+    }
+
+    /// A cookie-authenticated write without the session's CSRF token, or
+    /// from another origin.
+    pub fn csrf(what: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::FORBIDDEN, "csrf", what)
+    }
+
+    pub fn conflict(what: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::CONFLICT, "conflict", what)
     }
 
     pub fn forbidden(what: impl Into<String>) -> ApiError {

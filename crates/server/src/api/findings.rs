@@ -338,7 +338,7 @@ fn filter(
         imsi: imsi.as_deref().map(parse_imsi_path).transpose()?,
         since: parse_time(since, "since")?,
         until: parse_time(until, "until")?,
-        scope: caller.0.tenant.clone(),
+        scope: caller.tenant.clone(),
     };
     if let (Some(a), Some(b)) = (f.since, f.until) {
         if a >= b {

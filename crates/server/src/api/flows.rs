@@ -12,6 +12,7 @@ use simguard_engine::policy::{Cidr, FirewallPolicy, PolicyAction, PolicyDirectio
 use simguard_engine::time::rfc3339;
 use simguard_engine::traffic::FlowDirection;
 use simguard_engine::{Device, Engine, Event};
+use simguard_store::Role;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Serialize, ToSchema)]
@@ -445,7 +446,7 @@ pub async fn put_policy(
     Path(id): Path<String>,
     body: Result<Json<PolicyJson>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<UpsertResult>, ApiError> {
-    caller.require_write()?;
+    caller.require(Role::Admin)?;
     let Json(body) = body?;
     {
         let e = s.engine.read();

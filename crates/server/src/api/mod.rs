@@ -6,28 +6,33 @@
 //! applied them, so a client reads its own writes.
 
 pub mod alerts;
+pub mod apikeys;
 pub mod audit;
+pub mod caller;
 pub mod error;
 pub mod findings;
 pub mod flows;
 pub mod notify;
 pub mod rules;
+pub mod session;
+pub mod users;
 pub mod views;
 
 use crate::pipeline::Submission;
 use crate::AppState;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::handler::Handler;
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::MethodRouter;
 use axum::{Json, Router};
+pub use caller::Caller;
 use error::{ApiError, FieldProblem};
 use serde::{Deserialize, Serialize};
 use simguard_engine::inventory::{self, DeviceRecord, Lifecycle};
 use simguard_engine::time::{parse_rfc3339, rfc3339, HOUR_MS};
 use simguard_engine::{DeclaredProfile, Digits, Event, Group, Plmn, Tenant};
-use simguard_store::{ApiKey, Role, StoreReader, UsagePoint};
+use simguard_store::{Role, StoreReader, UsagePoint};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -37,16 +42,16 @@ use views::{device_view, group_view, DeviceView, GroupView};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM, findings of detection with their evidence, a live event stream (server-sent events), response rules with dry-run and backtest, people's actions on devices, and the audit trail."),
-    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, notify::alert_notifications, notify::get_notification, notify::channels, notify::subscriptions, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action),
-    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, notify::NotificationView, notify::AttemptView, notify::NotificationDetail, notify::ChannelView, notify::SubscriptionView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody)),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
+    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, notify::alert_notifications, notify::get_notification, notify::channels, notify::subscriptions, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action, session::login, session::current, session::logout, users::list_users, users::create_user, users::delete_user, apikeys::list_keys, apikeys::create_key, apikeys::revoke_key),
+    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, notify::NotificationView, notify::AttemptView, notify::NotificationDetail, notify::ChannelView, notify::SubscriptionView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody, session::LoginInput, session::SessionView, session::LoggedOut, users::UserView, users::UserList, users::UserInput, users::UserDeleted, apikeys::ApiKeyView, apikeys::ApiKeyList, apikeys::ApiKeyInput, apikeys::ApiKeyCreated, apikeys::ApiKeyRevoked)),
+    modifiers(&AuthSchemes),
+    security(("bearer" = []), ("session" = []))
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+struct AuthSchemes;
 
-impl utoipa::Modify for BearerAuth {
+impl utoipa::Modify for AuthSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         let c = openapi.components.get_or_insert_with(Default::default);
@@ -54,139 +59,128 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // Console sessions: the cookie, plus the x-csrf-token header on
+        // every request that changes something.
+        c.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    crate::access::session::COOKIE,
+                    "Set by POST /api/v1/session. Writes (POST, PUT, PATCH, DELETE) must also send the session's csrf_token as the x-csrf-token header, and a same-origin Origin when the browser sends one.",
+                ),
+            )),
+        );
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route(
-            "/api/v1/openapi.json",
-            get(|| async { Json(ApiDoc::openapi()) }),
-        )
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/devices", get(list_devices).post(upsert_devices))
-        .route("/api/v1/devices/{imsi}", get(get_device))
-        .route("/api/v1/devices/{imsi}/usage", get(device_usage))
-        .route("/api/v1/devices/{imsi}/traffic", get(flows::traffic))
-        .route("/api/v1/devices/{imsi}/flows", get(flows::device_flows))
-        .route(
+/// Every route, registered through [`Routes`] so that the list of (method,
+/// path) pairs is the router itself: the tenant-isolation test checks that
+/// it has a case for each one, so a new route cannot go untested.
+fn routes() -> Routes {
+    use alerts as al;
+    Routes::default()
+        .get("/healthz", || async { "ok" })
+        .get("/readyz", readyz)
+        .get("/metrics", metrics)
+        .get("/api/v1/openapi.json", || async { Json(ApiDoc::openapi()) })
+        .post("/api/v1/session", session::login)
+        .get("/api/v1/session", session::current)
+        .delete("/api/v1/session", session::logout)
+        .get("/api/v1/status", status)
+        .get("/api/v1/devices", list_devices)
+        .post("/api/v1/devices", upsert_devices)
+        .get("/api/v1/devices/{imsi}", get_device)
+        .get("/api/v1/devices/{imsi}/usage", device_usage)
+        .get("/api/v1/devices/{imsi}/traffic", flows::traffic)
+        .get("/api/v1/devices/{imsi}/flows", flows::device_flows)
+        .get(
             "/api/v1/devices/{imsi}/violations",
-            get(flows::device_violations),
+            flows::device_violations,
         )
-        .route("/api/v1/flows/unattributed", get(flows::unattributed))
-        .route("/api/v1/findings", get(findings::list_findings))
-        .route("/api/v1/findings/summary", get(findings::finding_summary))
-        .route("/api/v1/findings/{id}", get(findings::get_finding))
-        .route(
-            "/api/v1/devices/{imsi}/findings",
-            get(findings::device_findings),
-        )
-        .route("/api/v1/events", get(findings::events))
-        .route("/api/v1/alerts", get(alerts::list_alerts))
-        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
-        .route(
+        .get("/api/v1/flows/unattributed", flows::unattributed)
+        .get("/api/v1/findings", findings::list_findings)
+        .get("/api/v1/findings/summary", findings::finding_summary)
+        .get("/api/v1/findings/{id}", findings::get_finding)
+        .get("/api/v1/devices/{imsi}/findings", findings::device_findings)
+        .get("/api/v1/events", findings::events)
+        .get("/api/v1/alerts", al::list_alerts)
+        .get("/api/v1/alerts/{id}", al::get_alert)
+        .get(
             "/api/v1/alerts/{id}/notifications",
-            get(notify::alert_notifications),
+            notify::alert_notifications,
         )
-        .route("/api/v1/notifications/{id}", get(notify::get_notification))
-        .route("/api/v1/notify/channels", get(notify::channels))
-        .route("/api/v1/notify/subscriptions", get(notify::subscriptions))
-        .route(
-            "/api/v1/alerts/{id}/ack",
-            axum::routing::post(alerts::ack_alert),
-        )
-        .route(
-            "/api/v1/alerts/{id}/clear",
-            axum::routing::post(alerts::clear_alert),
-        )
-        .route(
-            "/api/v1/alerts/{id}/comments",
-            axum::routing::post(alerts::comment_alert),
-        )
-        .route(
-            "/api/v1/groups/{id}/policy",
-            get(flows::get_policy).put(flows::put_policy),
-        )
-        .route(
-            "/api/v1/rules",
-            get(rules::list_rules).post(rules::create_rule),
-        )
+        .get("/api/v1/notifications/{id}", notify::get_notification)
+        .get("/api/v1/notify/channels", notify::channels)
+        .get("/api/v1/notify/subscriptions", notify::subscriptions)
+        .post("/api/v1/alerts/{id}/ack", al::ack_alert)
+        .post("/api/v1/alerts/{id}/clear", al::clear_alert)
+        .post("/api/v1/alerts/{id}/comments", al::comment_alert)
+        .get("/api/v1/groups/{id}/policy", flows::get_policy)
+        .put("/api/v1/groups/{id}/policy", flows::put_policy)
+        .get("/api/v1/rules", rules::list_rules)
+        .post("/api/v1/rules", rules::create_rule)
         // A static segment wins over `{id}`, so "backtest" is a reserved rule id.
-        .route(
-            "/api/v1/rules/backtest",
-            axum::routing::post(rules::backtest_draft),
-        )
-        .route(
-            "/api/v1/rules/{id}",
-            get(rules::get_rule)
-                .put(rules::put_rule)
-                .delete(rules::delete_rule),
-        )
-        .route(
-            "/api/v1/rules/{id}/backtest",
-            axum::routing::post(rules::backtest_saved),
-        )
-        .route("/api/v1/audit", get(audit::list_audit))
-        .route("/api/v1/devices/{imsi}/audit", get(audit::device_audit))
-        .route(
-            "/api/v1/devices/{imsi}/actions",
-            axum::routing::post(audit::device_action),
-        )
-        .route("/api/v1/tenants", get(list_tenants))
-        .route("/api/v1/tenants/{id}", put(put_tenant))
-        .route("/api/v1/groups", get(list_groups))
-        .route("/api/v1/groups/{id}", put(put_group))
+        .post("/api/v1/rules/backtest", rules::backtest_draft)
+        .get("/api/v1/rules/{id}", rules::get_rule)
+        .put("/api/v1/rules/{id}", rules::put_rule)
+        .delete("/api/v1/rules/{id}", rules::delete_rule)
+        .post("/api/v1/rules/{id}/backtest", rules::backtest_saved)
+        .get("/api/v1/audit", audit::list_audit)
+        .get("/api/v1/devices/{imsi}/audit", audit::device_audit)
+        .post("/api/v1/devices/{imsi}/actions", audit::device_action)
+        .get("/api/v1/tenants", list_tenants)
+        .put("/api/v1/tenants/{id}", put_tenant)
+        .get("/api/v1/groups", list_groups)
+        .put("/api/v1/groups/{id}", put_group)
+        .get("/api/v1/users", users::list_users)
+        .post("/api/v1/users", users::create_user)
+        .delete("/api/v1/users/{name}", users::delete_user)
+        .get("/api/v1/apikeys", apikeys::list_keys)
+        .post("/api/v1/apikeys", apikeys::create_key)
+        .delete("/api/v1/apikeys/{id}", apikeys::revoke_key)
+}
+
+pub fn router(state: AppState) -> Router {
+    routes()
+        .router
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
         .with_state(state)
 }
 
-// ---- auth ----
+/// (method, path) of every route the router serves, in registration order.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes().table
+}
 
-/// The authenticated caller.
-pub struct Caller(pub ApiKey);
+/// A router that remembers what it was given.
+#[derive(Default)]
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<(Method, &'static str)>,
+}
 
-impl Caller {
-    /// Whether the caller may see things of `tenant` (None = unprovisioned devices,
-    /// which only operator-wide keys see).
-    pub fn sees(&self, tenant: Option<&str>) -> bool {
-        match (&self.0.tenant, tenant) {
-            (None, _) => true,
-            (Some(mine), Some(t)) => mine == t,
-            (Some(_), None) => false,
-        }
+impl Routes {
+    fn on(mut self, method: Method, path: &'static str, mr: MethodRouter<AppState>) -> Routes {
+        self.table.push((method, path));
+        // Routes on one path merge into one method router.
+        self.router = self.router.route(path, mr);
+        self
     }
 
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        match self.0.role {
-            Role::Admin | Role::Operator => Ok(()),
-            Role::Viewer => Err(ApiError::forbidden(
-                "this API key is read-only (role viewer)",
-            )),
-        }
+    fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Routes {
+        self.on(Method::GET, path, axum::routing::get(h))
     }
 
-    /// Data that belongs to no tenant (unattributed flows) is for operator-wide keys.
-    pub fn require_operator_wide_read(&self) -> Result<(), ApiError> {
-        if self.0.tenant.is_none() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "only operator-wide keys see data that belongs to no tenant",
-            ))
-        }
+    fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Routes {
+        self.on(Method::POST, path, axum::routing::post(h))
     }
 
-    pub fn require_operator_wide(&self) -> Result<(), ApiError> {
-        if self.0.tenant.is_none() && self.0.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "only an operator-wide admin key can do this",
-            ))
-        }
+    fn put<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Routes {
+        self.on(Method::PUT, path, axum::routing::put(h))
+    }
+
+    fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Routes {
+        self.on(Method::DELETE, path, axum::routing::delete(h))
     }
 }
 
@@ -203,28 +197,6 @@ fn with_reader<T>(
     match guard.as_ref() {
         Some(r) => f(r).map_err(ApiError::internal),
         None => Err(ApiError::unavailable("store not open")),
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(ApiError::unauthorized)?;
-        let key = with_reader(state, |r| r.find_api_key(token))?;
-        key.map(Caller).ok_or_else(ApiError::unauthorized)
     }
 }
 
@@ -314,7 +286,9 @@ pub struct StatusView {
     /// Engine (event) time: the newest time any record carried.
     pub engine_time: String,
     pub engine_time_ms: i64,
+    /// Devices the caller sees (a tenant's: its own).
     pub devices: usize,
+    /// IMSIs seen but not in the inventory (operator-wide callers only; 0 otherwise).
     pub unprovisioned_seen: u64,
     pub accounting: BTreeMap<String, u64>,
     pub flows: BTreeMap<String, u64>,
@@ -325,8 +299,23 @@ pub struct StatusView {
 
 /// Engine position, counters and recovery report.
 #[utoipa::path(get, path = "/api/v1/status", responses((status = 200, body = StatusView)))]
-async fn status(State(s): State<AppState>, _c: Caller) -> Json<StatusView> {
+async fn status(State(s): State<AppState>, caller: Caller) -> Json<StatusView> {
     let e = s.engine.read();
+    // A tenant's caller counts its own devices only; unprovisioned IMSIs
+    // belong to no tenant.
+    let (devices, unprovisioned_seen) = match caller.tenant.as_deref() {
+        None => (e.device_count(), e.stats().unprovisioned_seen),
+        Some(t) => {
+            let sym = e.syms().lookup(t);
+            let mut n = 0usize;
+            e.for_each_device(|d| {
+                if d.provisioning.as_ref().map(|p| Some(p.tenant)) == Some(sym) {
+                    n += 1;
+                }
+            });
+            (n, 0)
+        }
+    };
     let a = &s.acct_stats;
     let mut acct = BTreeMap::new();
     acct.insert("received".to_string(), a.received.load(Ordering::Relaxed));
@@ -368,8 +357,8 @@ async fn status(State(s): State<AppState>, _c: Caller) -> Json<StatusView> {
         store_seq: s.health.store_seq.load(Ordering::Relaxed),
         engine_time: rfc3339(e.clock()),
         engine_time_ms: e.clock(),
-        devices: e.device_count(),
-        unprovisioned_seen: e.stats().unprovisioned_seen,
+        devices,
+        unprovisioned_seen,
         accounting: acct,
         uptime_secs: s.started.elapsed().as_secs(),
         recovery: s.recovery.clone(),
@@ -447,7 +436,7 @@ async fn list_devices(
     let syms = e.syms();
     let group_sym = q.group.as_deref().map(|g| syms.lookup(g));
     let tenant_sym = q.tenant.as_deref().map(|t| syms.lookup(t));
-    let caller_tenant = caller.0.tenant.as_deref().map(|t| syms.lookup(t));
+    let caller_tenant = caller.tenant.as_deref().map(|t| syms.lookup(t));
     let page = e.list_devices(after, limit + 1, |d| {
         let p = d.provisioning.as_ref();
         if let Some(ct) = caller_tenant {
@@ -692,31 +681,49 @@ async fn upsert_devices(
     caller: Caller,
     body: Result<Json<DeviceBatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<UpsertResult>, ApiError> {
-    caller.require_write()?;
+    // Provisioning can set any lifecycle (past the audited actions) and
+    // move devices between groups and their policies: an admin's job.
+    caller.require(Role::Admin)?;
     let Json(body) = body?;
     if body.devices.len() > 10_000 {
         return Err(ApiError::invalid("at most 10,000 devices per request"));
     }
     let mut problems = Vec::new();
     let mut records = Vec::with_capacity(body.devices.len());
-    for (i, d) in body.devices.iter().enumerate() {
-        match d.to_record() {
-            Ok(r) => {
-                if !caller.sees(Some(&r.tenant)) {
-                    problems.push(FieldProblem {
+    // The engine lock must not live across the await below.
+    {
+        let e = s.engine.read();
+        for (i, d) in body.devices.iter().enumerate() {
+            match d.to_record() {
+                Ok(r) => {
+                    // The device as it is now: a tenant's caller must not take
+                    // over (or rewrite) another tenant's SIM by naming its IMSI.
+                    let owner = e
+                        .device(r.imsi)
+                        .and_then(|d| d.provisioning.as_ref())
+                        .map(|p| e.syms().resolve(p.tenant));
+                    if !caller.sees(Some(&r.tenant)) {
+                        problems.push(FieldProblem {
+                            index: i,
+                            field: "tenant".into(),
+                            message: format!("this caller cannot write tenant {:?}", r.tenant),
+                        });
+                    } else if owner.is_some_and(|t| !caller.sees(Some(t))) {
+                        problems.push(FieldProblem {
                         index: i,
-                        field: "tenant".into(),
-                        message: format!("this API key cannot write tenant {:?}", r.tenant),
+                        field: "imsi".into(),
+                        message: "this IMSI is provisioned in another tenant; only an operator-wide admin can move it".into(),
                     });
-                } else {
-                    records.push(r);
+                    } else {
+                        records.push(r);
+                    }
                 }
+                Err(e) => problems.push(FieldProblem {
+                    index: i,
+                    field: e.field.into(),
+                    message: e.message,
+                }),
             }
-            Err(e) => problems.push(FieldProblem {
-                index: i,
-                field: e.field.into(),
-                message: e.message,
-            }),
         }
     }
     if !problems.is_empty() {
@@ -838,16 +845,27 @@ async fn put_group(
     Path(id): Path<String>,
     body: Result<Json<GroupInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<UpsertResult>, ApiError> {
-    caller.require_write()?;
+    // A group's declared profile and disabled detectors are policy.
+    caller.require(Role::Admin)?;
     let Json(body) = body?;
     inventory::validate_slug("id", &id).map_err(|e| ApiError::invalid(e.to_string()))?;
     inventory::validate_slug("tenant", &body.tenant)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     if !caller.sees(Some(&body.tenant)) {
         return Err(ApiError::forbidden(format!(
-            "this API key cannot write tenant {:?}",
+            "this caller cannot write tenant {:?}",
             body.tenant
         )));
+    }
+    // Another tenant's group does not exist for this caller: replacing it
+    // would move it (and its devices' policy) into the caller's tenant.
+    {
+        let e = s.engine.read();
+        if e.groups()
+            .any(|g| g.id == id && !caller.sees(Some(&g.tenant)))
+        {
+            return Err(ApiError::not_found(format!("no group {id:?}")));
+        }
     }
     let p = body.profile.unwrap_or_default();
     if let Some((a, b)) = p.active_hours {

@@ -255,7 +255,7 @@ pub async fn subscriptions(
         .notify_config
         .subscriptions
         .iter()
-        .filter(|x| caller.0.tenant.is_none() || x.tenant == caller.0.tenant)
+        .filter(|x| caller.tenant.is_none() || x.tenant == caller.tenant)
         .map(|x| SubscriptionView {
             name: x.name.clone(),
             channel: x.channel.clone(),

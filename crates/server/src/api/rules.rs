@@ -477,7 +477,7 @@ pub struct RuleDeleted {
 /// Whether the caller may see and change the rule: tenant keys only their
 /// tenant's rules.
 fn visible(caller: &Caller, r: &Rule) -> bool {
-    match &caller.0.tenant {
+    match &caller.tenant {
         None => true,
         Some(t) => r.scope.tenant.as_deref() == Some(t.as_str()),
     }
@@ -486,14 +486,14 @@ fn visible(caller: &Caller, r: &Rule) -> bool {
 /// A rule from a request body, checked against the caller: a tenant's key
 /// writes rules scoped to its tenant (an absent scope.tenant becomes it).
 fn rule_for(caller: &Caller, mut input: RuleInput) -> Result<Rule, ApiError> {
-    if let Some(t) = &caller.0.tenant {
+    if let Some(t) = &caller.tenant {
         let scope = input.scope.get_or_insert_with(ScopeInput::default);
         match scope.tenant.as_deref() {
             None => scope.tenant = Some(t.clone()),
             Some(x) if x.trim() == t => {}
             Some(x) => {
                 let mut e = ApiError::forbidden(format!(
-                    "scope.tenant: this API key can only write rules of tenant {t:?}, not {x:?}"
+                    "scope.tenant: this caller can only write rules of tenant {t:?}, not {x:?}"
                 ));
                 e.details = vec![FieldProblem {
                     index: 0,
@@ -568,7 +568,7 @@ async fn write(s: &AppState, rule: Rule) -> Result<RuleWrite, ApiError> {
     }
 }
 
-/// Creates a rule (409 if the id exists). Operator or admin; a tenant's key
+/// Creates a rule (409 if the id exists). Admins only; a tenant's admin
 /// only rules scoped to its tenant.
 #[utoipa::path(post, path = "/api/v1/rules", request_body = RuleInput, responses((status = 201, body = RuleWrite), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_rule(
@@ -576,7 +576,7 @@ pub async fn create_rule(
     caller: Caller,
     body: Result<Json<RuleInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleWrite>), ApiError> {
-    caller.require_write()?;
+    caller.require(simguard_store::Role::Admin)?;
     let Json(body) = body?;
     let rule = rule_for(&caller, body)?;
     if s.engine.read().rule(&rule.id).is_some() {
@@ -602,7 +602,7 @@ pub async fn put_rule(
     Path(id): Path<String>,
     body: Result<Json<RuleInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<RuleWrite>, ApiError> {
-    caller.require_write()?;
+    caller.require(simguard_store::Role::Admin)?;
     let Json(mut body) = body?;
     if body.id.trim().is_empty() {
         body.id = id.clone();
@@ -630,7 +630,7 @@ pub async fn delete_rule(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RuleDeleted>, ApiError> {
-    caller.require_write()?;
+    caller.require(simguard_store::Role::Admin)?;
     let exists = s
         .engine
         .read()
@@ -846,7 +846,7 @@ pub async fn backtest_saved(
     Path(id): Path<String>,
     q: Result<Query<BacktestQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<BacktestView>, ApiError> {
-    caller.require_write()?;
+    caller.require(simguard_store::Role::Operator)?;
     let Query(q) = q?;
     let rule = s
         .engine
@@ -866,7 +866,7 @@ pub async fn backtest_draft(
     q: Result<Query<BacktestQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Json<RuleInput>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<BacktestView>, ApiError> {
-    caller.require_write()?;
+    caller.require(simguard_store::Role::Operator)?;
     let Query(q) = q?;
     let Json(body) = body?;
     let rule = rule_for(&caller, body)?;

@@ -5,9 +5,11 @@ use crate::client::ApiClient;
 use crate::cmd::fleet_inventory;
 use anyhow::{Context, Result};
 use clap::Args;
+use simguard_server::access::password as pw;
 use simguard_server::config::Config;
 use simguard_server::{Server, StartOptions};
 use simguard_sim::{Mode, ProfileMix, SimConfig};
+use simguard_store::{AccessStore, Role};
 use std::path::Path;
 use std::time::Duration;
 
@@ -54,6 +56,52 @@ fn demo_token(data_dir: &Path) -> Result<String> {
     Ok(t)
 }
 
+/// The demo's console password when SIMGUARD_DEMO_PASSWORD does not give
+/// one. The demo serves loopback only, and prints it at start.
+pub const DEMO_PASSWORD: &str = "simguard-demo";
+
+/// The demo's console users: an operator-wide admin, an operator for each
+/// demo tenant, and a viewer of the first.
+pub fn demo_users() -> Vec<(String, Role, Option<String>)> {
+    let mut users = vec![("admin".to_string(), Role::Admin, None)];
+    let mut tenants: Vec<&'static str> = Vec::new();
+    for p in simguard_sim::Profile::ALL {
+        let t = simguard_sim::placement(p).tenant;
+        if !tenants.contains(&t) {
+            tenants.push(t);
+        }
+    }
+    for t in &tenants {
+        users.push((format!("{t}-operator"), Role::Operator, Some(t.to_string())));
+    }
+    if let Some(t) = tenants.first() {
+        users.push((format!("{t}-viewer"), Role::Viewer, Some(t.to_string())));
+    }
+    users
+}
+
+/// Creates the demo users that are missing and gives every one of them
+/// `password` (a restart with another SIMGUARD_DEMO_PASSWORD changes it).
+fn seed_users(store: &Path, password: &str) -> Result<Vec<(String, Role, Option<String>)>> {
+    let mut a = AccessStore::open(store)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let users = demo_users();
+    for (name, role, tenant) in &users {
+        match a.credentials(name)? {
+            None => {
+                a.add_user(name, &pw::hash(password)?, *role, tenant.as_deref(), now)?;
+            }
+            Some(c) if !pw::verify(password, &c.password_hash) => {
+                a.set_password(name, &pw::hash(password)?, now)?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(users)
+}
+
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -77,6 +125,12 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .context(
             "the configuration has no RADIUS client for 127.0.0.1, which the simulator needs",
         )?;
+    let password = std::env::var("SIMGUARD_DEMO_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEMO_PASSWORD.to_string());
+    pw::check_new(&password).map_err(|m| anyhow::anyhow!("SIMGUARD_DEMO_PASSWORD: {m}"))?;
+    let store_path = cfg.store_path();
     let server = Server::start(
         cfg,
         StartOptions {
@@ -84,6 +138,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         },
     )
     .await?;
+    let users = tokio::task::spawn_blocking(move || seed_users(&store_path, &password))
+        .await
+        .context("seeding the demo users")??;
     let base = format!("http://{}", server.http_addr);
     let api = ApiClient::new(&base, &token)?;
 
@@ -119,6 +176,19 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         "  IPFIX       udp://{} (flows from the simulated fleet)",
         server.ipfix_addr
     );
+    let pw_note = if std::env::var("SIMGUARD_DEMO_PASSWORD").is_ok_and(|p| !p.is_empty()) {
+        "the password of SIMGUARD_DEMO_PASSWORD".to_string()
+    } else {
+        format!("password {DEMO_PASSWORD}")
+    };
+    println!("  console     {base}/  (log in as one of these users, {pw_note})");
+    for (i, (n, r, t)) in users.iter().enumerate() {
+        let label = if i == 0 { "  users" } else { "" };
+        match t {
+            Some(t) => println!("{label:<14}{n} ({} of tenant {t})", r.as_str()),
+            None => println!("{label:<14}{n} ({}, every tenant)", r.as_str()),
+        }
+    }
     println!("  API         {base}/api/v1/devices");
     println!("  token       {token}");
     println!(

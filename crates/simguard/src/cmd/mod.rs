@@ -1,3 +1,4 @@
+pub mod access;
 pub mod demo;
 pub mod eval;
 pub mod eval_iot23;
