@@ -222,13 +222,27 @@ async fn sessions_expire_when_idle_and_at_their_absolute_end() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn logout_ends_the_session_and_needs_the_csrf_token() {
+async fn logout_ends_the_session_and_its_event_stream_and_needs_the_csrf_token() {
     let dir = tempfile::tempdir().unwrap();
     add_user(dir.path(), "ann", Role::Viewer, None);
     let server = start(dir.path(), "").await;
     let c = Client::of(&server);
     let s = c.login("ann").await;
     let other = c.login("ann").await;
+    // A live event stream opened with the session ...
+    let cookie = match &s {
+        Auth::Session { cookie, .. } => cookie.clone(),
+        _ => unreachable!(),
+    };
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/api/v1/events", c.base))
+        .header("cookie", format!("simguard_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("ready"));
     let a = c
         .request(
             Method::DELETE,
@@ -260,6 +274,12 @@ async fn logout_ends_the_session_and_needs_the_csrf_token() {
         StatusCode::OK,
         "another session of the user goes on"
     );
+    // ... ends with it.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream outlived its session");
     server.shutdown().await;
 }
 

@@ -166,6 +166,56 @@ fn list(http: SocketAddr, token: &str, query: &str) -> Vec<Value> {
     }
 }
 
+/// One HTTP/1.1 exchange with extra headers: (status, head, body).
+fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let b = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        b.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(b.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, head.to_string(), body.to_string())
+}
+
+/// Logs in; the session cookie ("simguard_session=...").
+fn login(addr: SocketAddr, user: &str, password: &str) -> String {
+    let body = format!(r#"{{"username":"{user}","password":"{password}"}}"#);
+    let (code, head, text) = raw(addr, "POST", "/api/v1/session", &[], Some(&body));
+    assert_eq!(code, 200, "login {user}: {text}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie: {head}"))
+        .to_string()
+}
+
+fn cookie_get(addr: SocketAddr, cookie: &str, path: &str) -> Value {
+    let (code, _, body) = raw(addr, "GET", path, &[("Cookie", cookie)], None);
+    assert_eq!(code, 200, "GET {path}: {body}");
+    // The body may be chunked; the JSON is the part between the first { and the last }.
+    let start = body.find('{').unwrap();
+    let end = body.rfind('}').unwrap();
+    serde_json::from_str(&body[start..=end]).unwrap()
+}
+
 #[test]
 fn demo_serves_a_live_fleet_and_keeps_it_across_restarts() {
     let tmp = tempdir("demo");
@@ -206,6 +256,32 @@ fn demo_serves_a_live_fleet_and_keeps_it_across_restarts() {
     eprintln!("{} devices online", online.len());
     let tenants = get(http, &token, "/api/v1/tenants");
     assert!(tenants.as_array().unwrap().len() >= 3, "{tenants}");
+
+    // The console users it printed log in with the demo password, each
+    // seeing its own tenant (the operator-wide admin, all).
+    let users = demo.line("users", Duration::from_secs(5));
+    assert!(users.contains("admin (admin, every tenant)"), "{users}");
+    let console = demo.line("console", Duration::from_secs(5));
+    assert!(console.contains("password simguard-demo"), "{console}");
+    let admin = login(http, "admin", "simguard-demo");
+    let all_by_cookie = cookie_get(http, &admin, "/api/v1/devices?limit=1000");
+    assert_eq!(all_by_cookie["items"].as_array().unwrap().len(), 200);
+    let northgrid = login(http, "northgrid-operator", "simguard-demo");
+    let mine = cookie_get(http, &northgrid, "/api/v1/devices?limit=1000");
+    let mine = mine["items"].as_array().unwrap();
+    assert!(!mine.is_empty());
+    assert!(
+        mine.iter().all(|d| d["tenant"] == "northgrid"),
+        "a tenant user sees only its tenant's devices"
+    );
+    let (code, _, _) = raw(
+        http,
+        "POST",
+        "/api/v1/session",
+        &[],
+        Some(r#"{"username":"admin","password":"not-the-demo-password"}"#),
+    );
+    assert_eq!(code, 401);
 
     // What the first run knows now: it must survive the restart.
     let before: HashMap<String, (String, u64)> = list(http, &token, "")

@@ -109,7 +109,7 @@ impl std::fmt::Display for CsrfError {
 /// https: a TLS proxy in front keeps the name) or one the configuration allows.
 pub fn same_origin(origin: &str, headers: &HeaderMap, policy: &SessionPolicy) -> bool {
     let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    if policy.allowed_origins.iter().any(|o| *o == origin) {
+    if policy.allowed_origins.contains(&origin) {
         return true;
     }
     let Some(authority) = origin

@@ -780,8 +780,41 @@ pub async fn events(
         with_reader(&state, |r| r.findings_after(f, after, limit)).map_err(|e| e.message)
     });
     let stream = live_stream(sub, f, after, catch_up, s.events.metrics.clone())
-        .map(|e| Ok::<_, Infallible>(e.into_sse()));
+        .map(|e| Ok::<_, Infallible>(e.into_sse()))
+        .take_until(session_end(&s, &caller, &headers));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Resolves when the session behind a cookie-authenticated stream has
+/// ended (logged out, expired, its user deleted): an open stream must not
+/// outlive it. Never resolves for an API key.
+fn session_end(
+    s: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let secret = (caller.via == super::caller::Via::Session)
+        .then(|| crate::access::session::cookie(headers))
+        .flatten();
+    let access = s.access.clone();
+    async move {
+        let Some(secret) = secret else {
+            return std::future::pending::<()>().await;
+        };
+        // Often enough that a logout closes the stream within seconds.
+        let every = Duration::from_millis((access.policy.idle_ms / 4).clamp(250, 5000) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = crate::acct::now_ms();
+            let live = access.with(|a| a.session(&secret)).map(|r| {
+                r.is_some_and(|r| crate::access::session::is_live(&r, now, &access.policy))
+            });
+            // A store error is not an ended session: look again later.
+            if let Ok(false) = live {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
