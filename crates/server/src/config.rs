@@ -15,6 +15,18 @@ pub const TEMPLATE: &str = include_str!("../config/simguard.toml");
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SIMGUARD_";
 
+/// `SIMGUARD_*` variables that are secrets or command options, not
+/// configuration keys.
+pub const NOT_CONFIG: &[&str] = &[
+    "ADMIN_TOKEN",
+    "PASSWORD",
+    "DEMO_PASSWORD",
+    "CONFIG",
+    "URL",
+    "TOKEN",
+    "SHARED_DATA",
+];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -340,7 +352,7 @@ impl Config {
             let Some(path) = k.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if path == "ADMIN_TOKEN" || path.is_empty() {
+            if NOT_CONFIG.contains(&path) || path.is_empty() {
                 continue;
             }
             let keys: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
@@ -692,6 +704,8 @@ attributes = [{ vendor = 10415, type = 5, value = "0x0102", format = "hex", only
                 r#"[{ name = "pgw", address = "10.0.0.0/8", secret = "s" }]"#.to_string(),
             ),
             ("SIMGUARD_ADMIN_TOKEN".to_string(), "ignored".to_string()),
+            ("SIMGUARD_PASSWORD".to_string(), "ignored".to_string()),
+            ("SIMGUARD_DEMO_PASSWORD".to_string(), "ignored".to_string()),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let c = Config::from_toml("", "test", env.into_iter()).unwrap();
