@@ -313,7 +313,7 @@ pub async fn get_alert(
     }))
 }
 
-/// Acknowledges an alert (who: the API key's name; when: now). Acknowledging
+/// Acknowledges an alert (who: the caller's name, API key or user; when: now). Acknowledging
 /// an acknowledged alert changes nothing (`changed: false`).
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", params(("id" = String, Path)), responses((status = 200, body = AlertChangeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn ack_alert(
@@ -330,7 +330,7 @@ pub async fn ack_alert(
     Ok(Json(changed(&s, u, id)?))
 }
 
-/// Clears an active alert (who: the API key's name; when: now), queueing its
+/// Clears an active alert (who: the caller's name, API key or user; when: now), queueing its
 /// `cleared` notification in the same transaction. Clearing a cleared
 /// alert changes nothing (`changed: false`).
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/clear", params(("id" = String, Path)), responses((status = 200, body = AlertChangeView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -348,7 +348,7 @@ pub async fn clear_alert(
     Ok(Json(changed(&s, u, id)?))
 }
 
-/// Adds a comment (`{"text": ...}`, 1 to 4096 bytes; author: the API key's name).
+/// Adds a comment (`{"text": ...}`, 1 to 4096 bytes; author: the caller's name, API key or user).
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/comments", params(("id" = String, Path)), request_body = CommentInput, responses((status = 200, body = CommentView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn comment_alert(
     State(s): State<AppState>,

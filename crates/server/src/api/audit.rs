@@ -435,8 +435,8 @@ impl DeviceActionInput {
 
 /// A person acts on a device: block, unblock, throttle, unthrottle,
 /// quarantine or release, with a reason. The actor in the audit trail is
-/// "user:" and the API key's name. Needs an operator or admin key of the
-/// device's tenant (or operator-wide).
+/// "user:" and the caller's name (API key or user). Needs an operator or
+/// admin of the device's tenant (or operator-wide).
 #[utoipa::path(post, path = "/api/v1/devices/{imsi}/actions", params(("imsi" = String, Path)), request_body = DeviceActionInput, responses((status = 200, body = DeviceActionResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn device_action(
     State(s): State<AppState>,
