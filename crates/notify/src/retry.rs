@@ -161,7 +161,9 @@ impl Breaker {
             .min(self.policy.max_delay_ms.max(self.policy.breaker_open_ms));
         self.opened += 1;
         self.failures = 0;
-        self.state = CircuitState::Open { until: now + period };
+        self.state = CircuitState::Open {
+            until: now + period,
+        };
     }
 }
 
@@ -193,7 +195,10 @@ mod tests {
         assert_eq!(P.next_try(3, t0, t0, Some(10)), Some(t0 + 4000));
         assert_eq!(P.next_try(1, t0, t0, Some(10_000_000)), Some(t0 + 60_000));
         // The budget: one hour after the first attempt.
-        assert_eq!(P.next_try(9, t0, t0 + 3_600_000 - 60_000, None), Some(t0 + 3_600_000));
+        assert_eq!(
+            P.next_try(9, t0, t0 + 3_600_000 - 60_000, None),
+            Some(t0 + 3_600_000)
+        );
         assert_eq!(P.next_try(9, t0, t0 + 3_600_000 - 59_000, None), None);
     }
 
