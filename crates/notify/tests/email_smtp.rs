@@ -6,7 +6,11 @@
 //! `/usr/bin/python3`) and, for the TLS tests, the `openssl` CLI. Without
 //! them the tests are skipped, unless `SIMGUARD_REQUIRE_PEERS` is set.
 
-use std::io::{BufRead, BufReader, Write as _};
+use simguard_testkit::{
+    need_peer,
+    peers::{free_port, python_with, read_jsonl},
+};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,51 +22,6 @@ use simguard_notify::email::{EmailChannel, EmailConfig, TlsMode};
 use simguard_notify::{Message, Outcome};
 
 const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/smtp_sink.py");
-
-fn require_peers() -> bool {
-    std::env::var_os("SIMGUARD_REQUIRE_PEERS").is_some()
-}
-
-/// Skips the test (or fails it, when peers are required) with a reason.
-macro_rules! need {
-    ($opt:expr, $what:expr) => {
-        match $opt {
-            Some(v) => v,
-            None => {
-                if require_peers() {
-                    panic!("{} is missing and SIMGUARD_REQUIRE_PEERS is set", $what);
-                }
-                // Straight to stderr: libtest captures eprintln! of a passing
-                // test, and a skip should be seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {}: {} is missing (set SIMGUARD_REQUIRE_PEERS to fail instead)",
-                    module_path!(),
-                    $what
-                );
-                return;
-            }
-        }
-    };
-}
-
-/// A Python interpreter that can import aiosmtpd.
-fn python() -> Option<String> {
-    let mut candidates: Vec<String> = Vec::new();
-    if let Ok(p) = std::env::var("SIMGUARD_PYTHON") {
-        candidates.push(p);
-    }
-    candidates.push("python3".into());
-    candidates.push("/usr/bin/python3".into());
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
 
 struct Sink {
     child: Child,
@@ -129,16 +88,6 @@ impl Drop for Sink {
     }
 }
 
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 fn config(port: u16) -> EmailConfig {
     EmailConfig {
         host: "127.0.0.1".into(),
@@ -172,14 +121,6 @@ fn message(recipients: &[&str]) -> Message {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A self-signed certificate for 127.0.0.1 / localhost: (cert, key).
 fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let cert = dir.join("cert.pem");
@@ -207,7 +148,7 @@ fn normalize(s: &str) -> String {
 
 #[tokio::test]
 async fn delivers_one_message_to_all_recipients_with_both_bodies_and_ids() {
-    let py = need!(python(), "python3 with aiosmtpd");
+    let py = need_peer!(python_with("aiosmtpd"), "python3 with aiosmtpd");
     let sink = Sink::start(&py, &[]);
     let ch = EmailChannel::new(config(sink.port)).unwrap();
     let msg = message(&["ops@acme.test", "Night Shift <night@acme.test>"]);
@@ -264,7 +205,7 @@ async fn delivers_one_message_to_all_recipients_with_both_bodies_and_ids() {
 
 #[tokio::test]
 async fn a_5xx_recipient_rejection_fails_and_a_4xx_retries() {
-    let py = need!(python(), "python3 with aiosmtpd");
+    let py = need_peer!(python_with("aiosmtpd"), "python3 with aiosmtpd");
     let sink = Sink::start(
         &py,
         &["--reject", "gone@acme.test", "--tempfail", "full@acme.test"],
@@ -318,9 +259,9 @@ async fn a_server_that_is_down_means_retry() {
 
 #[tokio::test]
 async fn auth_over_starttls_with_a_self_signed_certificate() {
-    let py = need!(python(), "python3 with aiosmtpd");
+    let py = need_peer!(python_with("aiosmtpd"), "python3 with aiosmtpd");
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = need!(self_signed(dir.path()), "openssl");
+    let (cert, key) = need_peer!(self_signed(dir.path()), "openssl");
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     // The sink requires STARTTLS before anything else and AUTH over TLS
     // before MAIL.
@@ -381,9 +322,9 @@ async fn auth_over_starttls_with_a_self_signed_certificate() {
 
 #[tokio::test]
 async fn implicit_tls() {
-    let py = need!(python(), "python3 with aiosmtpd");
+    let py = need_peer!(python_with("aiosmtpd"), "python3 with aiosmtpd");
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = need!(self_signed(dir.path()), "openssl");
+    let (cert, key) = need_peer!(self_signed(dir.path()), "openssl");
     let sink = Sink::start(
         &py,
         &[
@@ -409,7 +350,7 @@ async fn implicit_tls() {
 
 #[tokio::test]
 async fn a_stalled_server_means_retry_and_the_stalled_connection_is_not_reused() {
-    let py = need!(python(), "python3 with aiosmtpd");
+    let py = need_peer!(python_with("aiosmtpd"), "python3 with aiosmtpd");
     let sink = Sink::start(&py, &["--stall", "slow@acme.test"]);
     let ch = EmailChannel::new(EmailConfig {
         timeout_ms: 1_000,
@@ -444,7 +385,7 @@ async fn a_stalled_server_means_retry_and_the_stalled_connection_is_not_reused()
 
 #[tokio::test]
 async fn a_send_cancelled_by_the_caller_does_not_poison_the_pool() {
-    let py = need!(python(), "python3 with aiosmtpd");
+    let py = need_peer!(python_with("aiosmtpd"), "python3 with aiosmtpd");
     let sink = Sink::start(&py, &["--stall", "slow@acme.test"]);
     let ch = EmailChannel::new(EmailConfig {
         timeout_ms: 10_000,

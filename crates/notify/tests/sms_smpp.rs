@@ -3,8 +3,8 @@
 //! Without node or its modules the tests are skipped, unless
 //! SIMGUARD_REQUIRE_PEERS is set, when they fail.
 
+use simguard_testkit::peers::free_port;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -44,14 +44,6 @@ fn peers_available() -> bool {
     }
     eprintln!("skipping SMPP peer test: {why}");
     false
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The node SMSC and the JSON lines it printed.

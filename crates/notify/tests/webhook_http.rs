@@ -7,10 +7,13 @@
 //! `/usr/bin/python3`); without one the tests are skipped, unless
 //! `SIMGUARD_REQUIRE_PEERS` is set.
 
+use simguard_testkit::{
+    need_peer,
+    peers::{free_port, python_with, read_jsonl},
+};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write as _};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
@@ -24,50 +27,6 @@ const RECEIVER: &str = concat!(
     "/tests/peers/webhook_receiver.py"
 );
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn require_peers() -> bool {
-    std::env::var_os("SIMGUARD_REQUIRE_PEERS").is_some()
-}
-
-/// Skips the test (or fails it, when peers are required) with a reason.
-macro_rules! need {
-    ($opt:expr, $what:expr) => {
-        match $opt {
-            Some(v) => v,
-            None => {
-                if require_peers() {
-                    panic!("{} is missing and SIMGUARD_REQUIRE_PEERS is set", $what);
-                }
-                // Straight to stderr: libtest captures eprintln! of a passing
-                // test, and a skip should be seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {}: {} is missing (set SIMGUARD_REQUIRE_PEERS to fail instead)",
-                    module_path!(),
-                    $what
-                );
-                return;
-            }
-        }
-    };
-}
-
-fn python() -> Option<String> {
-    let mut candidates: Vec<String> = Vec::new();
-    if let Ok(p) = std::env::var("SIMGUARD_PYTHON") {
-        candidates.push(p);
-    }
-    candidates.push("python3".into());
-    candidates.push("/usr/bin/python3".into());
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import http.server, hmac, hashlib, base64"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
 
 struct Receiver {
     child: Child,
@@ -142,16 +101,6 @@ impl Drop for Receiver {
     }
 }
 
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 fn channel(url: String) -> WebhookChannel {
     WebhookChannel::new(WebhookConfig {
         url,
@@ -186,17 +135,9 @@ fn message(id: &str) -> Message {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_delivered_webhook_verifies_and_carries_the_payload_exactly() {
-    let py = need!(python(), "python3");
+    let py = need_peer!(python_with("http.server, hmac, hashlib, base64"), "python3");
     let rx = Receiver::start(&py, SECRET, &[]);
     let ch = WebhookChannel::new(WebhookConfig {
         url: rx.url("/hooks/simguard?tenant=acme"),
@@ -246,7 +187,7 @@ async fn a_delivered_webhook_verifies_and_carries_the_payload_exactly() {
 
 #[tokio::test]
 async fn a_503_means_retry_and_the_retry_carries_the_same_webhook_id() {
-    let py = need!(python(), "python3");
+    let py = need_peer!(python_with("http.server, hmac, hashlib, base64"), "python3");
     let rx = Receiver::start(&py, SECRET, &["--fail-first", "1", "--retry-after", "7"]);
     let ch = channel(rx.url("/hook"));
     let msg = message("a1b2c3.raised");
@@ -282,7 +223,7 @@ async fn a_503_means_retry_and_the_retry_carries_the_same_webhook_id() {
 
 #[tokio::test]
 async fn a_429_with_an_http_date_retry_after() {
-    let py = need!(python(), "python3");
+    let py = need_peer!(python_with("http.server, hmac, hashlib, base64"), "python3");
     let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
     let rx = Receiver::start(&py, SECRET, &["--status", "429", "--retry-after", &at]);
     let ch = channel(rx.url("/hook"));
@@ -300,7 +241,7 @@ async fn a_429_with_an_http_date_retry_after() {
 
 #[tokio::test]
 async fn status_codes_map_to_outcomes() {
-    let py = need!(python(), "python3");
+    let py = need_peer!(python_with("http.server, hmac, hashlib, base64"), "python3");
     for (status, retry) in [
         (400, false),
         (404, false),
@@ -348,7 +289,7 @@ async fn a_receiver_that_is_down_means_retry() {
 
 #[tokio::test]
 async fn a_slow_receiver_times_out_into_retry() {
-    let py = need!(python(), "python3");
+    let py = need_peer!(python_with("http.server, hmac, hashlib, base64"), "python3");
     let rx = Receiver::start(&py, SECRET, &["--delay-ms", "3000"]);
     let ch = WebhookChannel::new(WebhookConfig {
         url: rx.url("/hook"),
@@ -368,7 +309,7 @@ async fn a_slow_receiver_times_out_into_retry() {
 
 #[tokio::test]
 async fn a_tampered_secret_fails_verification_at_the_receiver() {
-    let py = need!(python(), "python3");
+    let py = need_peer!(python_with("http.server, hmac, hashlib, base64"), "python3");
     let rx = Receiver::start(&py, SECRET, &[]);
     // One bit off in the key: the receiver's own check must notice.
     let ch = WebhookChannel::new(WebhookConfig {
@@ -399,7 +340,7 @@ async fn a_tampered_secret_fails_verification_at_the_receiver() {
 
 #[tokio::test]
 async fn a_raw_text_secret_is_used_as_is() {
-    let py = need!(python(), "python3");
+    let py = need_peer!(python_with("http.server, hmac, hashlib, base64"), "python3");
     // The receiver treats a secret without `whsec_` as raw bytes too.
     let rx = Receiver::start(&py, "correct horse battery staple", &[]);
     let ch = WebhookChannel::new(WebhookConfig {

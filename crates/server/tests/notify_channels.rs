@@ -23,8 +23,12 @@ mod flows_support;
 
 use flows_support::{config_with, now_ms, radclient, start_with, Acct, ADMIN};
 use serde_json::Value;
+use simguard_testkit::{
+    need_peer,
+    peers::{free_port, python_with, read_jsonl},
+};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -40,68 +44,7 @@ fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../notify/tests/peers")
 }
 
-fn require_peers() -> bool {
-    std::env::var_os("SIMGUARD_REQUIRE_PEERS").is_some()
-}
-
-/// Skips the test (or fails it, when peers are required) with a reason.
-macro_rules! need {
-    ($opt:expr, $what:expr) => {
-        match $opt {
-            Some(v) => v,
-            None => {
-                if require_peers() {
-                    panic!("{} is missing and SIMGUARD_REQUIRE_PEERS is set", $what);
-                }
-                // Straight to stderr: libtest captures eprintln! of a
-                // passing test, and a skip should be seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {}: {} is missing (set SIMGUARD_REQUIRE_PEERS to fail instead)",
-                    module_path!(),
-                    $what
-                );
-                return;
-            }
-        }
-    };
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 // ------------------------------------------------------------------ SMTP --
-
-/// A Python interpreter that can import aiosmtpd.
-fn python() -> Option<String> {
-    let mut candidates: Vec<String> = Vec::new();
-    if let Ok(p) = std::env::var("SIMGUARD_PYTHON") {
-        candidates.push(p);
-    }
-    candidates.push("python3".into());
-    candidates.push("/usr/bin/python3".into());
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
 
 /// aiosmtpd on an ephemeral port, recording every accepted message.
 struct SmtpSink {
@@ -417,7 +360,7 @@ fn link(alert: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn email_one_message_per_recipient_with_subject_bodies_and_link() {
-    let python = need!(python(), "a Python with aiosmtpd");
+    let python = need_peer!(python_with("aiosmtpd"), "a Python with aiosmtpd");
     let dir = tempfile::tempdir().unwrap();
     let sink = SmtpSink::start(&python, &dir.path().join("mail.jsonl"));
     let rcpts = ["ops@example.com", "noc@example.com"];
@@ -609,7 +552,7 @@ recipients = ["{}", "{}"]
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sms_reaches_the_smsc_and_its_delivery_receipt_comes_back_to_the_notification() {
-    need!(
+    need_peer!(
         smsc_available(),
         "node or the SMSC's node_modules (`npm ci` in crates/notify/tests/peers/smsc)"
     );
@@ -757,7 +700,7 @@ fn quiet_hours_around_now() -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quiet_hours_hold_an_alert_for_the_digest_and_nothing_reaches_that_recipient() {
-    let python = need!(python(), "a Python with aiosmtpd");
+    let python = need_peer!(python_with("aiosmtpd"), "a Python with aiosmtpd");
     let dir = tempfile::tempdir().unwrap();
     let sink = SmtpSink::start(&python, &dir.path().join("mail.jsonl"));
     let quiet = quiet_hours_around_now();
@@ -894,7 +837,7 @@ utc_offset_minutes = 0
 /// them: 236 to 238 of 240 matched).
 #[tokio::test(flavor = "multi_thread")]
 async fn every_delivery_receipt_is_matched_under_load() {
-    need!(
+    need_peer!(
         smsc_available(),
         "node or the SMSC's node_modules (`npm ci` in crates/notify/tests/peers/smsc)"
     );

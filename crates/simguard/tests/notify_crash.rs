@@ -12,6 +12,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use simguard_testkit::peers::python_with;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -41,24 +42,6 @@ fn now_ms() -> i64 {
 
 fn receiver_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../notify/tests/peers/webhook_receiver.py")
-}
-
-/// A Python 3 for the receiver (standard library only).
-fn python() -> Option<String> {
-    let mut candidates: Vec<String> = Vec::new();
-    if let Ok(p) = std::env::var("SIMGUARD_PYTHON") {
-        candidates.push(p);
-    }
-    candidates.push("python3".into());
-    candidates.push("/usr/bin/python3".into());
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import http.server, hmac"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
 }
 
 /// webhook_receiver.py on `port`, logging every request to `out`.
@@ -218,7 +201,7 @@ fn time_of(v: &Value) -> i64 {
 
 #[test]
 fn kill_9_during_deliveries_loses_no_notification_and_resends_only_what_was_in_flight() {
-    let Some(python) = python() else {
+    let Some(python) = python_with("http.server, hmac") else {
         if std::env::var_os("SIMGUARD_REQUIRE_PEERS").is_some() {
             panic!("python3 is missing and SIMGUARD_REQUIRE_PEERS is set");
         }

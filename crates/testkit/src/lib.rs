@@ -3,7 +3,10 @@
 //! `Nas`: FreeRADIUS 3.2 (`freeradius -X`) acting as the NAS that receives
 //! our CoA and Disconnect requests (see ../shared/TESTING-PEERS.md), on an
 //! ephemeral port, with what it received read back from its debug output.
+//! `peers`: what the tests against the notification peers share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod peers;
 
 use std::io::Read;
 use std::net::UdpSocket;
