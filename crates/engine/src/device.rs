@@ -283,6 +283,7 @@ impl Device {
         self.first_seen = Some(self.first_seen.map_or(r.time, |t| t.min(r.time)));
         self.last_seen = Some(self.last_seen.map_or(r.time, |t| t.max(r.time)));
         if r.time >= self.location_time {
+            let was = (self.network, self.cell);
             self.location_time = r.time;
             if r.imeisv.is_some() {
                 self.imeisv = r.imeisv;
@@ -301,6 +302,15 @@ impl Device {
             }
             if r.time_zone.is_some() {
                 self.time_zone = r.time_zone;
+            }
+            // The location trail: one point per change of place, not per record.
+            if (self.network, self.cell) != was {
+                out.push(Output::Located {
+                    imsi: self.imsi,
+                    time: r.time,
+                    network: self.network,
+                    cell: self.cell,
+                });
             }
         }
 

@@ -1,5 +1,6 @@
-//! Country positions for distance checks (impossible travel) when no cell
-//! position is known: one point per country, on its largest land mass.
+//! Country positions for distance checks (impossible travel) and for
+//! locating a device whose cell is unknown: one point per country, on its
+//! largest land mass, and how far from it a device may be.
 //!
 //! Derived from the country centroids of github.com/gavinr/world-countries-centroids
 //! (MIT licence, Gavin Rehkemper; from Esri World Countries boundaries),
@@ -261,6 +262,68 @@ pub fn centroid(iso: &str) -> Option<(f64, f64)> {
         .map(|i| (CENTROIDS[i].1, CENTROIDS[i].2))
 }
 
+/// Land area of the countries larger than the default radius covers, in
+/// thousands of km², sorted by ISO code. Figures of the CIA World Factbook
+/// (public domain), rounded.
+static LARGE_AREAS: &[(&str, u32)] = &[
+    ("AO", 1247),
+    ("AR", 2780),
+    ("AU", 7741),
+    ("BO", 1099),
+    ("BR", 8516),
+    ("CA", 9985),
+    ("CD", 2345),
+    ("CN", 9597),
+    ("CO", 1139),
+    ("DZ", 2382),
+    ("EG", 1001),
+    ("ET", 1104),
+    ("GL", 2166),
+    ("ID", 1905),
+    ("IN", 3287),
+    ("IR", 1648),
+    ("KZ", 2725),
+    ("LY", 1760),
+    ("ML", 1240),
+    ("MN", 1564),
+    ("MR", 1031),
+    ("MX", 1964),
+    ("MZ", 799),
+    ("NA", 824),
+    ("NE", 1267),
+    ("NG", 924),
+    ("PE", 1285),
+    ("PK", 796),
+    ("RU", 17098),
+    ("SA", 2150),
+    ("SD", 1861),
+    ("TD", 1284),
+    ("TZ", 947),
+    ("US", 9834),
+    ("VE", 912),
+    ("ZA", 1219),
+];
+
+/// The default country radius, km: the radius of a disc of 785,000 km²,
+/// which covers every country not in `LARGE_AREAS` (Turkey, France, Spain
+/// and everything smaller). Overstating the uncertainty of a small country
+/// is safe; understating a large one's would not be.
+pub const DEFAULT_COUNTRY_RADIUS_KM: f64 = 500.0;
+
+/// How far from its centroid a device known only to be in country `iso` may
+/// be, km: the radius of a disc with the country's area, at least
+/// [`DEFAULT_COUNTRY_RADIUS_KM`]. An order of magnitude, not a bound: a long
+/// country (Chile, Norway) reaches further.
+pub fn country_radius_km(iso: &str) -> f64 {
+    LARGE_AREAS
+        .binary_search_by(|(c, _)| (*c).cmp(iso))
+        .ok()
+        .map(|i| (f64::from(LARGE_AREAS[i].1) * 1000.0 / std::f64::consts::PI).sqrt())
+        .map_or(DEFAULT_COUNTRY_RADIUS_KM, |r| {
+            r.max(DEFAULT_COUNTRY_RADIUS_KM)
+        })
+}
+
 /// Great-circle distance in km (haversine, mean Earth radius).
 pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (la1, lo1) = (a.0.to_radians(), a.1.to_radians());
@@ -286,5 +349,19 @@ mod tests {
         assert!((8500.0..11000.0).contains(&d), "DE-BR {d}");
         assert_eq!(centroid("XX"), None);
         assert_eq!(distance_km(de, de), 0.0);
+    }
+
+    #[test]
+    fn country_radius_is_the_equal_area_disc_with_a_floor() {
+        assert!(LARGE_AREAS.windows(2).all(|w| w[0].0 < w[1].0));
+        // Russia: sqrt(17,098,000 / pi) = 2332.9 km.
+        assert!((country_radius_km("RU") - 2332.9).abs() < 0.5);
+        // India: sqrt(3,287,000 / pi) = 1022.9 km.
+        assert!((country_radius_km("IN") - 1022.9).abs() < 0.5);
+        // Germany (357,000 km², a 337 km disc) gets the floor.
+        assert_eq!(country_radius_km("DE"), DEFAULT_COUNTRY_RADIUS_KM);
+        // Pakistan's disc (503 km) is just above it.
+        assert!(country_radius_km("PK") > DEFAULT_COUNTRY_RADIUS_KM);
+        assert_eq!(country_radius_km("XX"), DEFAULT_COUNTRY_RADIUS_KM);
     }
 }

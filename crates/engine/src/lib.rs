@@ -15,6 +15,7 @@ pub mod geo;
 pub mod ids;
 pub mod inventory;
 pub mod iptable;
+pub mod locate;
 pub mod mcc;
 pub mod policy;
 mod prefetch;
@@ -113,5 +114,14 @@ pub enum Output {
     /// A response rule was created, replaced or deleted.
     RuleChanged {
         id: String,
+    },
+    /// A device's serving network or cell changed (or was first reported):
+    /// a point of its location trail. Only records at least as new as the
+    /// device's location make one (a late record does not move it back).
+    Located {
+        imsi: Digits,
+        time: i64,
+        network: Option<Plmn>,
+        cell: Option<Cell>,
     },
 }

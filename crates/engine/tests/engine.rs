@@ -90,6 +90,66 @@ fn gigaword_sized_counters_are_exact() {
 }
 
 #[test]
+fn a_location_point_comes_out_when_the_network_or_cell_changes() {
+    use AcctStatus::*;
+    let cell = |eci| {
+        Some(Cell {
+            kind: CellKind::Ecgi,
+            plmn: Plmn::parse("26201").unwrap(),
+            area: 1234,
+            id: eci,
+        })
+    };
+    let at = |time, up, eci: Option<u64>, net: &str| {
+        let mut ev = rec(1, Interim, "s", time, up, 0);
+        if let Event::Accounting(r) = &mut ev {
+            r.cell = eci.and_then(cell);
+            r.network = Plmn::parse(net);
+        }
+        ev
+    };
+    let (_, out) = run(&[
+        at(T0, 0, Some(1), "26201"),
+        // Same place: no point.
+        at(T0 + 1000, 10, Some(1), "26201"),
+        // No ULI in this record: the device is still in cell 1, no point.
+        at(T0 + 2000, 20, None, "26201"),
+        at(T0 + 3000, 30, Some(2), "26201"),
+        // A late record from cell 1 does not move the device back.
+        at(T0 + 2500, 25, Some(1), "26201"),
+        // Same cell, another serving network: a point.
+        at(T0 + 4000, 40, Some(2), "20801"),
+    ]);
+    let points: Vec<(i64, Option<u64>, String)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Located {
+                imsi: i,
+                time,
+                network,
+                cell,
+            } => {
+                assert_eq!(*i, imsi(1));
+                Some((
+                    *time - T0,
+                    cell.map(|c| c.id),
+                    network.map(|n| n.to_string()).unwrap_or_default(),
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        points,
+        vec![
+            (0, Some(1), "262-01".into()),
+            (3000, Some(2), "262-01".into()),
+            (4000, Some(2), "208-01".into()),
+        ]
+    );
+}
+
+#[test]
 fn interim_without_start_counts_from_session_begin() {
     let (e, _) = run(&[rec(2, AcctStatus::Interim, "s", T0, 700, 800)]);
     let d = e.device(imsi(2)).unwrap();

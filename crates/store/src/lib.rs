@@ -8,7 +8,9 @@
 //! - findings of detection, with their evidence (bounded by [`FindingsRetention`]);
 //! - the audit trail of automatic response: actions and the network's
 //!   answers to them (`audit.rs`, append-only, never pruned);
-//! - alerts, their comments, and the outbox of notifications (`alerts.rs`).
+//! - alerts, their comments, and the outbox of notifications (`alerts.rs`);
+//! - cell positions (`cells.rs`, imported) and each device's location trail
+//!   and newest position (`locations.rs`).
 //!
 //! Writes come from one sink thread in batches, each batch one transaction
 //! that also records the journal sequence it covers (`applied_seq`). A replay
@@ -17,7 +19,9 @@
 
 mod alerts;
 mod audit;
+mod cells;
 mod findings;
+mod locations;
 mod migrations;
 pub mod outbox;
 mod page;
@@ -29,11 +33,13 @@ pub use alerts::{
     AlertState, AlertUpdate, AlertWriter,
 };
 pub use audit::{AuditCursor, AuditEntry, AuditFilter, StoredResult};
+pub use cells::{CellImport, CellRow, Radio};
 pub use findings::{FindingCounts, FindingCursor, FindingFilter, FindingsAfter, FindingsRetention};
 pub use outbox::{
     Attempt, AttemptResult, ChannelCounts, Notification, OutboxWriter, QuietHours, Routing,
     Subscription, UNROUTED_CHANNEL,
 };
+pub use locations::{LocationChange, LocationPoint, LocationRetention, MapPoint};
 pub use page::PageCursor;
 pub use users::{AccessStore, ApiKeyInfo, Credentials, SessionRecord, User};
 
@@ -105,6 +111,9 @@ pub struct StoreBatch {
     /// Alert raises, repeats and auto-clears, in journal order (applied
     /// after the findings). Occurrences already stored are ignored.
     pub alerts: Vec<AlertChange>,
+    /// Changes of serving network or cell, in journal order: resolved to
+    /// positions and added to the trails.
+    pub locations: Vec<LocationChange>,
 }
 
 impl StoreBatch {
@@ -117,6 +126,7 @@ impl StoreBatch {
             && self.actions.is_empty()
             && self.action_results.is_empty()
             && self.alerts.is_empty()
+            && self.locations.is_empty()
     }
 
     pub fn add_usage(&mut self, imsi: Digits, hour: i64, up: u64, down: u64) {
@@ -203,12 +213,15 @@ pub struct Applied {
     pub new_actions: u64,
     /// Alerts the batch raised, updated or cleared, as they are after it.
     pub alerts: Vec<Alert>,
+    /// Points added to location trails.
+    pub located: u64,
 }
 
 pub struct Store {
     conn: Connection,
     path: PathBuf,
     retention: FindingsRetention,
+    trail: LocationRetention,
     /// Rows in `findings`, counted once at open and kept up to date by
     /// `apply_batch`, so that retention needs no `count(*)` per batch.
     finding_rows: u64,
@@ -238,6 +251,7 @@ impl Store {
             conn,
             path,
             retention: FindingsRetention::default(),
+            trail: LocationRetention::default(),
             finding_rows,
             routing: Default::default(),
         })
@@ -293,6 +307,11 @@ impl Store {
         self.retention
     }
 
+    /// Sets how much of each location trail is kept (from the next batch on).
+    pub fn set_location_retention(&mut self, r: LocationRetention) {
+        self.trail = r;
+    }
+
     /// Writes a batch and its sequence atomically. Batches at or below
     /// `applied_seq` were already written (a replay) and are skipped whole.
     pub fn apply(&mut self, batch: &StoreBatch) -> Result<bool> {
@@ -310,6 +329,7 @@ impl Store {
             ..Applied::default()
         };
         let retention = self.retention;
+        let trail = self.trail;
         let rows_before = self.finding_rows;
         let path = self.path.clone();
         let map = |source| StoreError::Sqlite {
@@ -382,6 +402,7 @@ impl Store {
             applied.alerts = alerts::apply(&tx, &batch.alerts, &self.routing)
                 .map_err(map)?
                 .map_err(StoreError::Corrupt)?;
+            applied.located = locations::apply(&tx, &batch.locations, trail).map_err(map)?;
             if let Some(newest) = batch.findings.iter().map(|f| f.time).max() {
                 let rows = rows_before + applied.new_findings.len() as u64;
                 applied.pruned_findings =

@@ -277,6 +277,49 @@ const STEPS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX sessions_user ON sessions(user);
      CREATE INDEX sessions_expires ON sessions(expires);",
+    // 7: geolocation (cells.rs, locations.rs). `cells` is keyed like
+    // OpenCelliD by (mcc, mnc, area, cell), ordered (mcc, mnc, cell, area)
+    // so that an ECI is also found in any area of its PLMN; `mnc` is a
+    // number (OpenCelliD drops leading zeros), `cell` the CI, SAC, ECI or
+    // NCI, `range_m` OpenCelliD's range, `source` the import's format.
+    // `locations` is the trail per device (imsi = packed Digits, time =
+    // event ms), with the serving network and cell it was resolved from;
+    // `device_positions` the newest point of each device, for the map.
+    "CREATE TABLE cells (
+        mcc INTEGER NOT NULL,
+        mnc INTEGER NOT NULL,
+        cell INTEGER NOT NULL,
+        area INTEGER NOT NULL,
+        radio TEXT NOT NULL CHECK (radio IN ('GSM', 'UMTS', 'CDMA', 'LTE', 'NR')),
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        range_m INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (mcc, mnc, cell, area)
+     ) WITHOUT ROWID;
+     CREATE TABLE locations (
+        imsi INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        network TEXT,
+        cell_type TEXT,
+        cell_plmn TEXT,
+        area INTEGER,
+        cell INTEGER,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        accuracy_m INTEGER NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('cell', 'country')),
+        PRIMARY KEY (imsi, time)
+     ) WITHOUT ROWID;
+     CREATE TABLE device_positions (
+        imsi INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        accuracy_m INTEGER NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('cell', 'country'))
+     );",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
