@@ -36,6 +36,9 @@ pub struct Config {
     pub flows: FlowsConfig,
     pub journal: JournalConfig,
     pub engine: EngineConfig,
+    /// Location trails.
+    #[serde(default)]
+    pub locations: LocationsConfig,
     /// Detection knobs (see the template for each one's meaning).
     #[serde(default)]
     pub detection: simguard_engine::detect::DetectOptions,
@@ -291,6 +294,21 @@ pub struct EngineConfig {
     pub tick_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationsConfig {
+    /// Points kept per device trail (at least 1).
+    pub trail_points: u32,
+}
+
+impl Default for LocationsConfig {
+    fn default() -> Self {
+        LocationsConfig {
+            trail_points: simguard_store::LocationRetention::default().per_device,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -428,6 +446,9 @@ impl Config {
         }
         if self.journal.max_batch == 0 {
             return Err("journal.max_batch: must be at least 1".into());
+        }
+        if self.locations.trail_points == 0 {
+            return Err("locations.trail_points: must be at least 1".into());
         }
         if self.engine.missed_interims == 0 {
             return Err("engine.missed_interims: must be at least 1".into());

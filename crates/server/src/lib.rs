@@ -328,6 +328,9 @@ impl Server {
         let mut store = Store::open(cfg.store_path())?;
         let routing = Arc::new(cfg.notify.routing());
         store.set_routing(routing.clone());
+        store.set_location_retention(simguard_store::LocationRetention {
+            per_device: cfg.locations.trail_points,
+        });
 
         let mut generated_token = None;
         if let Some(t) = opts.admin_token.as_deref().filter(|t| !t.is_empty()) {

@@ -18,7 +18,9 @@ use simguard_engine::rules::{Action, ActionKind, RuleMode};
 use simguard_engine::{Digits, Engine, Event, Finding, Output, Subject};
 use simguard_journal::{Journal, JournalOptions};
 use simguard_store::snapshots::{self, SnapshotInfo};
-use simguard_store::{AlertChange, AlertRaise, AlertSource, DeviceRow, Store, StoreBatch};
+use simguard_store::{
+    AlertChange, AlertRaise, AlertSource, DeviceRow, LocationChange, Store, StoreBatch,
+};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -482,6 +484,19 @@ impl SinkState {
             Output::ActionResult(r) => self.batch.action_results.push((seq, (**r).clone())),
             // Rules live in the engine (and the journal); nothing to store.
             Output::RuleChanged { .. } => {}
+            // The location trail: resolved to a position (cell table, else
+            // country) by the store in the batch's transaction.
+            Output::Located {
+                imsi,
+                time,
+                network,
+                cell,
+            } => self.batch.locations.push(LocationChange {
+                imsi: *imsi,
+                time: *time,
+                network: *network,
+                cell: *cell,
+            }),
         }
     }
 

@@ -156,6 +156,13 @@ pub(crate) static COUNTRIES: [Country; 12] = [
     },
 ];
 
+/// FNV-1a over a few bytes: a stable jitter for the cell plan.
+fn plan_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Great-circle distance between two countries' centroids, km.
 pub(crate) fn distance_km(a: u8, b: u8) -> f64 {
     let (p, q) = (
@@ -175,6 +182,63 @@ pub(crate) fn distance_km(a: u8, b: u8) -> f64 {
 
 pub(crate) fn home_plmn() -> Option<Plmn> {
     Plmn::new(HOME_MCC, HOME_MNC, HOME_MNC_DIGITS)
+}
+
+/// One cell of the simulated networks, with where it is: what `simguard
+/// demo` imports into the cell table so that its devices land on a map.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlannedCell {
+    pub mcc: u16,
+    pub mnc: u16,
+    /// LAC (2G/3G) or TAC (LTE): the plan uses one number for both.
+    pub area: u32,
+    /// The ECI when `lte`, else the CI (which 3G SAIs carry as SAC).
+    pub cell: u64,
+    pub lte: bool,
+    pub lat: f64,
+    pub lon: f64,
+    /// Metres.
+    pub range_m: u32,
+}
+
+/// How far a simulated cell serves, m.
+pub const PLANNED_RANGE_M: u32 = 2_000;
+
+/// Every cell a simulated device can report, two per place: the E-UTRAN
+/// cell (TAC, ECI) of its TAI+ECGI, and the 2G/3G cell (LAC, CI) of its CGI
+/// or SAI. 12 countries x 3 operators x 64 regions x 48 cells.
+pub fn cell_plan() -> impl Iterator<Item = PlannedCell> {
+    (0..COUNTRIES.len() as u8).flat_map(|country| {
+        (0..3u8).flat_map(move |operator| {
+            (0..REGIONS).flat_map(move |region| {
+                (0..CELLS_PER_REGION).flat_map(move |cell| {
+                    let loc = Location {
+                        country,
+                        operator,
+                        region,
+                        cell,
+                    };
+                    let c = loc.c();
+                    let (lat, lon) = loc.position();
+                    let mnc = c.mncs[usize::from(operator) % 3];
+                    let planned = move |lte: bool, cell: u64| PlannedCell {
+                        mcc: c.mcc,
+                        mnc,
+                        area: u32::from(loc.tac()),
+                        cell,
+                        lte,
+                        lat,
+                        lon,
+                        range_m: PLANNED_RANGE_M,
+                    };
+                    [
+                        planned(true, u64::from(loc.eci())),
+                        planned(false, u64::from(loc.ci())),
+                    ]
+                })
+            })
+        })
+    })
 }
 
 /// A device's serving cell, as indices into the cell plan.
@@ -212,6 +276,29 @@ impl Location {
 
     pub fn country(&self) -> &'static Country {
         self.c()
+    }
+
+    /// Where the cell is (latitude, longitude), a pure function of the
+    /// indices: the 64 regions of a country on an 8 x 8 grid of about
+    /// 180 x 170 km around its centroid (each operator's shifted a little,
+    /// each region jittered), a region's 16 sites on a 4 x 4 grid, and a
+    /// site's three sectors 200 m apart. Not geography: some regions of
+    /// coastal countries are at sea.
+    pub fn position(&self) -> (f64, f64) {
+        let (clat, clon) = self.c().centroid;
+        let (row, col) = (f64::from(self.region / 8), f64::from(self.region % 8));
+        let h = plan_hash(&[self.country, self.operator, self.region]);
+        let jitter = |bits: u64| ((bits & 0xffff) as f64 / 65_535.0 - 0.5) * 0.08;
+        let op = f64::from(self.operator % 3) * 0.03;
+        let mut lat = clat + (row - 3.5) * 0.2 + op + jitter(h);
+        let mut lon = clon + (col - 3.5) * 0.3 + op + jitter(h >> 16);
+        let site = self.cell / 3;
+        lat += (f64::from(site / 4) - 1.5) * 0.045;
+        lon += (f64::from(site % 4) - 1.5) * 0.07;
+        let sector = f64::from(self.cell % 3) * std::f64::consts::TAU / 3.0;
+        lat += 0.0018 * sector.cos();
+        lon += 0.0025 * sector.sin();
+        (lat, lon)
     }
 
     /// The cell as text, "MCC-MNC-TAC-ECI" (decimal) as the E-UTRAN ULI carries it.
@@ -383,6 +470,30 @@ pub(crate) fn eu_summer_time(unix_secs: u64) -> bool {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn the_cell_plan_has_every_reported_cell_once_near_its_country() {
+        let plan: Vec<PlannedCell> = cell_plan().collect();
+        assert_eq!(plan.len(), 12 * 3 * 64 * 48 * 2);
+        let keys: std::collections::HashSet<(u16, u16, u32, u64)> = plan
+            .iter()
+            .map(|c| (c.mcc, c.mnc, c.area, c.cell))
+            .collect();
+        assert_eq!(keys.len(), plan.len(), "keys are unique");
+        // What a device reports is in the plan, at the device's position.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..200 {
+            let loc = Location::random_static(&mut rng);
+            let c = loc.country();
+            let mnc = c.mncs[usize::from(loc.operator) % 3];
+            let lte = (c.mcc, mnc, u32::from(loc.tac()), u64::from(loc.eci()));
+            let gsm = (c.mcc, mnc, u32::from(loc.tac()), u64::from(loc.ci()));
+            assert!(keys.contains(&lte) && keys.contains(&gsm));
+            let (lat, lon) = loc.position();
+            assert!((lat - c.centroid.0).abs() < 1.0, "{loc:?}");
+            assert!((lon - c.centroid.1).abs() < 1.5, "{loc:?}");
+        }
+    }
 
     #[test]
     fn dst_switch_dates() {

@@ -54,7 +54,7 @@ pub use truth::{FlowTruth, GroundTruth, TruthLine};
 
 pub use attack::{mirai_excluded, BenignCounts};
 pub use flows::FIRMWARE_SERVER;
-pub use geo::ALLOWED_COUNTRIES;
+pub use geo::{cell_plan, PlannedCell, ALLOWED_COUNTRIES, PLANNED_RANGE_M};
 pub use lab::{generate_scenario, run_scenario, ScenarioOutput, ScenarioRun};
 pub use label::{Label, ScenarioReport};
 pub use scenario::{

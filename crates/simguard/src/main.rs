@@ -1,5 +1,6 @@
 //! `simguard`: one binary, one subcommand per job.
 
+mod cells;
 mod client;
 mod cmd;
 mod iot23;
@@ -36,7 +37,7 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Print the commented default configuration.
     Configfile,
-    /// Import inventory from CSV into a running server.
+    /// Import devices (into a running server) or cell positions (into the store) from CSV.
     Import {
         #[command(subcommand)]
         what: cmd::import::ImportWhat,

@@ -12,6 +12,7 @@ pub mod caller;
 pub mod error;
 pub mod findings;
 pub mod flows;
+pub mod locations;
 pub mod notify;
 pub mod rules;
 pub mod session;
@@ -41,9 +42,9 @@ use views::{device_view, group_view, DeviceView, GroupView};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "simguard API", description = "IoT connectivity security: inventory and live connectivity of every SIM, findings of detection with their evidence, a live event stream (server-sent events), response rules with dry-run and backtest, people's actions on devices, and the audit trail."),
-    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, notify::alert_notifications, notify::get_notification, notify::channels, notify::subscriptions, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action, session::login, session::current, session::logout, users::list_users, users::create_user, users::delete_user, apikeys::list_keys, apikeys::create_key, apikeys::revoke_key),
-    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, notify::NotificationView, notify::AttemptView, notify::NotificationDetail, notify::ChannelView, notify::SubscriptionView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody, session::LoginInput, session::SessionView, session::LoggedOut, users::UserView, users::UserList, users::UserInput, users::UserDeleted, apikeys::ApiKeyView, apikeys::ApiKeyList, apikeys::ApiKeyInput, apikeys::ApiKeyCreated, apikeys::ApiKeyRevoked)),
+    info(title = "simguard API", description = "IoT connectivity security: inventory, live connectivity and location of every SIM, findings of detection with their evidence, a live event stream (server-sent events), response rules with dry-run and backtest, people's actions on devices, and the audit trail."),
+    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, notify::alert_notifications, notify::get_notification, notify::channels, notify::subscriptions, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action, session::login, session::current, session::logout, users::list_users, users::create_user, users::delete_user, apikeys::list_keys, apikeys::create_key, apikeys::revoke_key, locations::device_locations, locations::map_devices),
+    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, notify::NotificationView, notify::AttemptView, notify::NotificationDetail, notify::ChannelView, notify::SubscriptionView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, locations::LocationView, locations::LocationTrail, locations::MapDevices, views::PositionView, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody, session::LoginInput, session::SessionView, session::LoggedOut, users::UserView, users::UserList, users::UserInput, users::UserDeleted, apikeys::ApiKeyView, apikeys::ApiKeyList, apikeys::ApiKeyInput, apikeys::ApiKeyCreated, apikeys::ApiKeyRevoked)),
     modifiers(&AuthSchemes),
     security(("bearer" = []), ("session" = []))
 )]
@@ -91,6 +92,11 @@ fn routes() -> Routes {
         .post("/api/v1/devices", upsert_devices)
         .get("/api/v1/devices/{imsi}", get_device)
         .get("/api/v1/devices/{imsi}/usage", device_usage)
+        .get(
+            "/api/v1/devices/{imsi}/locations",
+            locations::device_locations,
+        )
+        .get("/api/v1/map/devices", locations::map_devices)
         .get("/api/v1/devices/{imsi}/traffic", flows::traffic)
         .get("/api/v1/devices/{imsi}/flows", flows::device_flows)
         .get(
@@ -482,11 +488,20 @@ async fn list_devices(
         true
     });
     let more = page.len() > limit;
-    let items: Vec<DeviceView> = page
+    let mut items: Vec<DeviceView> = page
         .iter()
         .take(limit)
         .map(|d| device_view(&e, d))
         .collect();
+    let imsis: Vec<Digits> = page.iter().take(limit).map(|d| d.imsi).collect();
+    drop(page);
+    drop(e);
+    let mut positions = with_reader(&s, |r| r.positions(&imsis))?;
+    for (v, imsi) in items.iter_mut().zip(&imsis) {
+        v.position = positions
+            .remove(imsi)
+            .map(|(t, p)| views::position_view(t, &p));
+    }
     let next_cursor = if more {
         items.last().map(|d| d.imsi.clone())
     } else {
@@ -512,7 +527,11 @@ async fn get_device(
         .device(imsi)
         .filter(|d| caller.sees(d.provisioning.as_ref().map(|p| e.syms().resolve(p.tenant))))
         .ok_or_else(|| ApiError::not_found(format!("no device with IMSI {imsi}")))?;
-    Ok(Json(device_view(&e, d)))
+    let mut view = device_view(&e, d);
+    drop(e);
+    view.position =
+        with_reader(&s, |r| r.position(imsi))?.map(|(t, p)| views::position_view(t, &p));
+    Ok(Json(view))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use simguard_engine::device::Device;
+use simguard_engine::locate::Position;
 use simguard_engine::time::{month_start, rfc3339};
 use simguard_engine::{inventory, Cell, CellKind, Engine, Group, Plmn};
 use simguard_radius::tgpp::RatType;
@@ -166,6 +167,36 @@ pub struct DeviceView {
     pub time_zone: Option<TimeZoneView>,
     pub sessions: Vec<SessionView>,
     pub usage: UsageView,
+    /// Where the device is: the newest point of its location trail; null
+    /// when it was never located.
+    pub position: Option<PositionView>,
+}
+
+#[derive(Serialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct PositionView {
+    /// Degrees, WGS 84.
+    pub lat: f64,
+    pub lon: f64,
+    /// Radius around (lat, lon) the device is likely within, metres: the
+    /// cell's range, or the country's size when only the country is known.
+    pub accuracy_m: u32,
+    /// cell (the serving cell is in the cell table) or country (the serving
+    /// network's country centroid).
+    pub source: &'static str,
+    /// When the device got there (event time of the record that moved it).
+    pub time: String,
+    pub time_ms: i64,
+}
+
+pub fn position_view(time: i64, p: &Position) -> PositionView {
+    PositionView {
+        lat: p.lat,
+        lon: p.lon,
+        accuracy_m: p.accuracy_m,
+        source: p.source.as_str(),
+        time: rfc3339(time),
+        time_ms: time,
+    }
 }
 
 /// Connectivity status of a device at engine time `now`.
@@ -240,6 +271,8 @@ pub fn device_view(e: &Engine, d: &Device) -> DeviceView {
                 total_down_octets: u.total_down,
             }
         },
+        // Filled from the store by the handler (the engine has no positions).
+        position: None,
     }
 }
 

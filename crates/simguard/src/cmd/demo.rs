@@ -5,11 +5,12 @@ use crate::client::ApiClient;
 use crate::cmd::fleet_inventory;
 use anyhow::{Context, Result};
 use clap::Args;
+use simguard_engine::locate::CellKey;
 use simguard_server::access::password as pw;
 use simguard_server::config::Config;
 use simguard_server::{Server, StartOptions};
 use simguard_sim::{Mode, ProfileMix, SimConfig};
-use simguard_store::{AccessStore, Role};
+use simguard_store::{AccessStore, CellRow, Radio, Role, Store};
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,6 +30,41 @@ pub struct DemoArgs {
     /// Most RADIUS requests per second from the simulator.
     #[arg(long, default_value_t = 5000)]
     pub rate: u32,
+}
+
+/// Puts the simulated networks' cells into the cell table (once per data
+/// directory), so that the fleet's User-Location-Info resolves to positions
+/// spread over each country rather than one point per country.
+fn import_cell_plan(cfg: &Config) -> Result<u64> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let mut store = Store::open(cfg.store_path())?;
+    let plan = || {
+        simguard_sim::cell_plan().map(|c| CellRow {
+            radio: if c.lte { Radio::Lte } else { Radio::Gsm },
+            key: CellKey {
+                mcc: c.mcc,
+                mnc: c.mnc,
+                area: c.area,
+                cell: c.cell,
+            },
+            lat: c.lat,
+            lon: c.lon,
+            range_m: c.range_m,
+            samples: 1,
+        })
+    };
+    let want = plan().count() as u64;
+    if store.cell_count_from("demo")? != want {
+        let t = std::time::Instant::now();
+        let done = store.import_cells(plan(), "demo", 50_000, |_| {})?;
+        tracing::info!(
+            rows = done.rows,
+            ms = t.elapsed().as_millis() as u64,
+            "simulated cell plan imported"
+        );
+    }
+    Ok(want)
 }
 
 /// The demo's API token: SIMGUARD_ADMIN_TOKEN, else the one kept in the data
@@ -131,6 +167,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .unwrap_or_else(|| DEMO_PASSWORD.to_string());
     pw::check_new(&password).map_err(|m| anyhow::anyhow!("SIMGUARD_DEMO_PASSWORD: {m}"))?;
     let store_path = cfg.store_path();
+    let cells = import_cell_plan(&cfg)?;
     let server = Server::start(
         cfg,
         StartOptions {
@@ -170,6 +207,9 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     println!(
         "  fleet       {} devices ({provisioned} provisioned), simulated time x{}",
         a.devices, a.speed
+    );
+    println!(
+        "  cells       {cells} simulated cells with positions (devices on the map: {base}/api/v1/map/devices)"
     );
     println!("  RADIUS      udp://{} (accounting)", server.acct_addr);
     println!(

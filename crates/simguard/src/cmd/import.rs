@@ -1,6 +1,7 @@
 //! `simguard import devices FILE.csv`: validate locally (every bad row is
 //! reported by line and field and none of it is sent), then send the good
 //! rows to the running server in batches, with a progress bar.
+//! `simguard import cells FILE...`: see `import_cells.rs`.
 
 use crate::client::ApiClient;
 use anyhow::{bail, Context, Result};
@@ -29,6 +30,10 @@ pub enum ImportWhat {
         #[arg(long, default_value_t = 5000)]
         batch: usize,
     },
+    /// Cell positions for geolocation, from OpenCelliD files, written into
+    /// the data directory's store (the server may be running). Every row is
+    /// checked first: one bad row and nothing is imported.
+    Cells(super::import_cells::CellsArgs),
 }
 
 /// A rejected row: 1-based line in the file, the column, and why.
@@ -168,13 +173,25 @@ pub fn read_devices(
 }
 
 pub async fn run(what: ImportWhat) -> Result<()> {
-    let ImportWhat::Devices {
-        file,
-        server,
-        token,
-        dry_run,
-        batch,
-    } = what;
+    match what {
+        ImportWhat::Devices {
+            file,
+            server,
+            token,
+            dry_run,
+            batch,
+        } => devices(file, server, token, dry_run, batch).await,
+        ImportWhat::Cells(args) => super::import_cells::run(args),
+    }
+}
+
+async fn devices(
+    file: PathBuf,
+    server: String,
+    token: Option<String>,
+    dry_run: bool,
+    batch: usize,
+) -> Result<()> {
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let bar = ProgressBar::new(size).with_style(
         ProgressStyle::with_template("validating {bar:40} {bytes}/{total_bytes} {elapsed}")

@@ -4,6 +4,7 @@ pub mod eval;
 pub mod eval_iot23;
 pub mod fleet_inventory;
 pub mod import;
+pub mod import_cells;
 pub mod rules;
 pub mod serve;
 pub mod sim;
