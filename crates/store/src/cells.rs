@@ -114,15 +114,26 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA cache_size = -262144")
             .map_err(map)?;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
+        let mut rows = rows.into_iter();
+        let mut chunk: Vec<CellRow> = Vec::with_capacity(batch.min(1 << 20));
+        loop {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(batch));
+            if chunk.is_empty() {
+                break;
+            }
+            // In key order, a batch walks the B-tree once from left to right
+            // instead of jumping between pages (files are rarely sorted by
+            // our key). Stable: of two rows with one key, the later wins as
+            // it would unsorted.
+            chunk.sort_by_key(|r| (r.key.mcc, r.key.mnc, r.key.cell, r.key.area));
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(map)?;
             {
                 let mut st = tx.prepare_cached(INSERT).map_err(map)?;
-                for r in rows.by_ref().take(batch) {
+                for r in &chunk {
                     st.execute(params![
                         r.key.mcc,
                         r.key.mnc,

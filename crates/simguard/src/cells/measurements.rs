@@ -42,11 +42,15 @@ use std::path::Path;
 
 const REQUIRED: [&str; 6] = ["mcc", "mnc", "lac", "cellid", "lat", "lon"];
 
+/// What makes two rows the same measurement: cell, position (bits), time
+/// and signal.
+type MeasurementId = (CellKey, u64, u64, Option<i64>, Option<i32>);
+
 /// Measurements gathered from one or more files, grouped by cell.
 #[derive(Default)]
 pub struct Collector {
     cells: BTreeMap<CellKey, CellSamples>,
-    seen: HashSet<(CellKey, u64, u64, Option<i64>, Option<i32>)>,
+    seen: HashSet<MeasurementId>,
     /// Data rows read.
     pub rows: u64,
     /// Rows that repeated an earlier measurement.
@@ -152,7 +156,7 @@ impl Collector {
     }
 
     fn add(&mut self, m: Measurement) {
-        let dup = (m.key, m.lat.to_bits(), m.lon.to_bits(), m.time, m.signal);
+        let dup: MeasurementId = (m.key, m.lat.to_bits(), m.lon.to_bits(), m.time, m.signal);
         if !self.seen.insert(dup) {
             self.duplicates += 1;
             return;

@@ -4,6 +4,7 @@
 //! line and field, and the import writes nothing unless every row is good.
 
 pub mod measurements;
+pub mod sorted;
 pub mod towers;
 
 use crate::cmd::import::RowError;
@@ -56,12 +57,14 @@ pub fn detect(path: &Path) -> Result<Format> {
 
 /// Parses one field, naming it in the error.
 pub(crate) fn parse<T: FromStr>(value: &[u8], line: u64, field: &str) -> Result<T, RowError> {
-    let text = std::str::from_utf8(value)
-        .map_err(|_| row_error(line, field, "not UTF-8".into()))?
-        .trim();
-    if text.is_empty() {
+    // Trimmed as bytes: the char-by-char `str::trim` was a good share of the
+    // time to read a large file.
+    let value = value.trim_ascii();
+    if value.is_empty() {
         return Err(row_error(line, field, "empty".into()));
     }
+    let text =
+        std::str::from_utf8(value).map_err(|_| row_error(line, field, "not UTF-8".into()))?;
     text.parse()
         .map_err(|_| row_error(line, field, format!("{text:?} is not a valid {field}")))
 }

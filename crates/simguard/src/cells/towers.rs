@@ -189,18 +189,29 @@ pub fn parse_row(rec: &csv::ByteRecord, line: u64) -> Result<CellRow, RowError> 
     })
 }
 
-/// Reads a whole file, checking every row: the rows in it, or the errors
-/// (at most `max_errors`). `progress` gets the bytes read.
-pub fn validate(
+/// Reads a whole file, checking every row and handing each good one to
+/// `keep`. Returns the rows read and the bad ones (at most `max_errors`).
+/// `progress` gets the bytes read.
+pub fn read(
     path: &Path,
     max_errors: usize,
+    mut keep: impl FnMut(CellRow) -> Result<()>,
     mut progress: impl FnMut(u64),
 ) -> Result<(u64, Vec<RowError>)> {
     let mut t = Towers::open(path)?;
     let (mut rows, mut errors) = (0u64, Vec::new());
     loop {
         match t.next_row() {
-            Ok(Some(_)) => rows += 1,
+            Ok(Some(r)) => {
+                rows += 1;
+                // After a bad row nothing will be imported: only keep checking.
+                if errors.is_empty() {
+                    keep(r)?;
+                }
+                if rows % 65_536 == 0 {
+                    progress(t.position());
+                }
+            }
             Ok(None) => break,
             Err(e) => {
                 let fatal = e.field == "-" && e.message.starts_with("not valid CSV");
@@ -209,9 +220,6 @@ pub fn validate(
                     break;
                 }
             }
-        }
-        if rows % 65_536 == 0 {
-            progress(t.position());
         }
     }
     progress(t.position());

@@ -1,23 +1,25 @@
 //! `simguard import cells FILE... [--format auto|towers|measurements]`:
 //! cell positions into the store of a data directory, for geolocation.
 //!
-//! Validate, then commit: every row of every file is checked first (a
-//! towers file is read twice, so a world file never has to fit in memory;
-//! measurements are aggregated in memory, see `cells::measurements`), and
-//! one bad row aborts with `FILE: line N, field F: reason` before anything
-//! is written. Then the rows go into the store in batched transactions, so
-//! that a running server's store sink waits at most one batch. Cells are
-//! replaced by key, so re-running an import is safe.
+//! Validate, then commit. Every row of every file is checked first, and one
+//! bad row aborts with `FILE: line N, field F: reason` before anything is
+//! written. Good rows are gathered in the store's key order while they are
+//! checked (`cells::sorted`, spilling to temporary files past a couple of
+//! million rows, so a world file never has to fit in memory); measurement
+//! files are aggregated into cells (`cells::measurements`). Then the cells
+//! go into the store in batched transactions, so that a running server's
+//! store sink waits at most one batch. Cells are replaced by key, so
+//! running an import again is safe.
 
-use crate::cells::measurements::Collector;
-use crate::cells::towers::{self, Towers};
-use crate::cells::{self, Format};
+use crate::cells::measurements::{Aggregated, Collector};
+use crate::cells::sorted::{Sorted, Sorter, RUN_ROWS};
+use crate::cells::{self, towers, Format};
 use crate::cmd::import::RowError;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use simguard_server::config::Config;
 use simguard_store::{CellImport, CellRow, Store};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Bad rows listed before giving up.
@@ -40,7 +42,7 @@ pub struct CellsArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Rows per transaction.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub batch: usize,
     /// Only check the files.
     #[arg(long)]
@@ -66,29 +68,24 @@ pub fn run(a: CellsArgs) -> Result<()> {
             (agg.rows, Cells::Aggregated(agg.cells), "measurements")
         }
         Format::Towers | Format::Auto => {
-            let rows = check_towers(&a.files)?;
-            (rows, Cells::Towers(&a.files), "towers")
+            let sorter = check_towers(&a.files, RUN_ROWS)?;
+            (sorter.rows(), Cells::Towers(sorter), "towers")
         }
     };
-    let checked = t0.elapsed();
     println!(
         "checked {rows} rows of {} file(s) in {:.2} s: all valid",
         a.files.len(),
-        checked.as_secs_f64()
+        t0.elapsed().as_secs_f64()
     );
     if a.dry_run {
         return Ok(());
     }
-    let to_write = match &cells {
-        Cells::Aggregated(c) => c.len() as u64,
-        Cells::Towers(_) => rows,
-    };
     if let Some(dir) = store_path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut store = Store::open(&store_path)
         .with_context(|| format!("opening the store {}", store_path.display()))?;
-    let bar = ProgressBar::new(to_write).with_style(
+    let bar = ProgressBar::new(cells.len()).with_style(
         ProgressStyle::with_template("importing {bar:40} {pos}/{len} cells {per_sec} {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -167,13 +164,19 @@ fn fail_on(errors: &[(PathBuf, RowError)], more: bool) -> Result<()> {
     )
 }
 
-fn check_towers(files: &[PathBuf]) -> Result<u64> {
+/// Checks towers files, gathering their rows in key order.
+fn check_towers(files: &[PathBuf], run_rows: usize) -> Result<Sorter> {
     let bar = byte_bar(files);
-    let (mut rows, mut errors, mut offset) = (0u64, Vec::new(), 0u64);
+    let mut sorter = Sorter::new(run_rows);
+    let (mut errors, mut offset) = (Vec::new(), 0u64);
     for f in files {
         let left = MAX_ERRORS - errors.len();
-        let (n, errs) = towers::validate(f, left, |b| bar.set_position(offset + b))?;
-        rows += n;
+        let (_, errs) = towers::read(
+            f,
+            left,
+            |r| sorter.push(r).context("sorting the rows"),
+            |b| bar.set_position(offset + b),
+        )?;
         offset += std::fs::metadata(f).map_or(0, |m| m.len());
         errors.extend(errs.into_iter().map(|e| (f.clone(), e)));
         if errors.len() >= MAX_ERRORS {
@@ -182,10 +185,10 @@ fn check_towers(files: &[PathBuf]) -> Result<u64> {
     }
     bar.finish_and_clear();
     fail_on(&errors, errors.len() >= MAX_ERRORS)?;
-    Ok(rows)
+    Ok(sorter)
 }
 
-fn check_measurements(files: &[PathBuf]) -> Result<cells::measurements::Aggregated> {
+fn check_measurements(files: &[PathBuf]) -> Result<Aggregated> {
     let bar = byte_bar(files);
     let (mut c, mut errors, mut offset) = (Collector::default(), Vec::new(), 0u64);
     for f in files {
@@ -203,13 +206,19 @@ fn check_measurements(files: &[PathBuf]) -> Result<cells::measurements::Aggregat
 }
 
 /// What to write once everything checked out.
-enum Cells<'a> {
-    /// Towers files, read again row by row (never all in memory).
-    Towers(&'a [PathBuf]),
+enum Cells {
+    Towers(Sorter),
     Aggregated(Vec<CellRow>),
 }
 
-impl Cells<'_> {
+impl Cells {
+    fn len(&self) -> u64 {
+        match self {
+            Cells::Towers(s) => s.rows(),
+            Cells::Aggregated(c) => c.len() as u64,
+        }
+    }
+
     fn write(
         self,
         store: &mut Store,
@@ -219,60 +228,26 @@ impl Cells<'_> {
     ) -> Result<CellImport> {
         match self {
             Cells::Aggregated(rows) => Ok(store.import_cells(rows, source, batch, progress)?),
-            Cells::Towers(files) => {
-                let mut failure = None;
-                let done =
-                    store.import_cells(rows_of(files, &mut failure), source, batch, progress)?;
-                match failure {
+            Cells::Towers(sorter) => {
+                let mut sorted: Sorted = sorter.finish().context("merging the sorted rows")?;
+                let done = store.import_cells(sorted.by_ref(), source, batch, progress)?;
+                match sorted.error {
                     None => Ok(done),
-                    Some(e) => {
-                        Err(e.context(format!("{} rows were imported before it", done.rows)))
-                    }
+                    Some(e) => Err(anyhow!(e).context(format!(
+                        "reading back the sorted rows failed after {} rows",
+                        done.rows
+                    ))),
                 }
             }
         }
     }
 }
 
-/// The rows of towers files in order. A file that fails now (it passed the
-/// check, so it changed or became unreadable since) ends the rows and
-/// leaves the reason in `failure`.
-fn rows_of<'a>(
-    files: &'a [PathBuf],
-    failure: &'a mut Option<anyhow::Error>,
-) -> impl Iterator<Item = CellRow> + 'a {
-    let mut files = files.iter();
-    let mut current: Option<(&Path, Towers)> = None;
-    std::iter::from_fn(move || loop {
-        if current.is_none() {
-            let f = files.next()?;
-            match Towers::open(f) {
-                Ok(t) => current = Some((f.as_path(), t)),
-                Err(e) => {
-                    *failure = Some(e);
-                    return None;
-                }
-            }
-        }
-        let (f, t) = current.as_mut()?;
-        match t.next_row() {
-            Ok(Some(r)) => return Some(r),
-            Ok(None) => current = None,
-            Err(e) => {
-                *failure = Some(anyhow!(
-                    "{}: {e} (the file changed after it was checked)",
-                    f.display()
-                ));
-                return None;
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::path::Path;
 
     fn args(files: Vec<PathBuf>, data: &Path) -> CellsArgs {
         CellsArgs {
@@ -320,7 +295,8 @@ mod tests {
         let e = run(args(vec![good, bad], &data)).unwrap_err().to_string();
         assert!(e.contains("1 bad row(s); nothing was imported"), "{e}");
         // The line and field were printed; check them through the reader.
-        let (_, errors) = towers::validate(&dir.path().join("bad.csv"), 20, |_| {}).unwrap();
+        let (_, errors) =
+            towers::read(&dir.path().join("bad.csv"), 20, |_| Ok(()), |_| {}).unwrap();
         assert_eq!(errors.len(), 1);
         assert_eq!(
             errors[0].to_string(),
@@ -347,6 +323,37 @@ mod tests {
         run(args(vec![a], &data)).unwrap();
         let store = Store::open(data.join("simguard.db")).unwrap();
         assert_eq!(store.cell_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn spilled_runs_import_like_one_and_the_last_duplicate_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = GOOD.to_vec();
+        // The first row's cell again, moved: the file's later row wins.
+        rows.push("LTE,262,1,1234,123456,17,13.5,52.6,700,13,1,1459692894,1587306302,0");
+        let f = towers_file(dir.path(), "dup.csv", &rows);
+        // Runs of two rows: two spilled runs, and the merge.
+        let sorter = check_towers(&[f], 2).unwrap();
+        assert_eq!(sorter.rows(), 4);
+        let mut store = Store::open(dir.path().join("s.db")).unwrap();
+        let done = Cells::Towers(sorter)
+            .write(&mut store, "towers", 3, |_| {})
+            .unwrap();
+        assert_eq!((done.rows, done.batches, done.cells_after), (4, 2, 3));
+        drop(store);
+        let r = Store::open_reader(dir.path().join("s.db")).unwrap();
+        let p = r
+            .find_cell(simguard_engine::locate::CellQuery::Exact(
+                simguard_engine::locate::CellKey {
+                    mcc: 262,
+                    mnc: 1,
+                    area: 1234,
+                    cell: 123_456,
+                },
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.lat, p.lon, p.range_m), (52.6, 13.5, 700));
     }
 
     #[test]
