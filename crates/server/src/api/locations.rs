@@ -13,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use simguard_engine::time::{parse_rfc3339, rfc3339};
+use simguard_engine::Digits;
 use simguard_store::{LocationPoint, MapPoint};
 use utoipa::{IntoParams, ToSchema};
 
@@ -119,7 +120,8 @@ pub async fn device_locations(
 pub struct MapDevices {
     /// Devices in the arrays.
     pub count: usize,
-    pub imsi: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub imsi: Imsis,
     /// Degrees, rounded to 5 decimals (about a metre).
     pub lat: Vec<f64>,
     pub lon: Vec<f64>,
@@ -130,6 +132,35 @@ pub struct MapDevices {
     pub severity: Vec<Option<&'static str>>,
     /// Devices the caller sees that were never located (not in the arrays).
     pub unlocated: usize,
+}
+
+/// IMSIs serialized as JSON strings straight from their packed form: no
+/// string per device (100,000 of them per map).
+#[derive(Default)]
+pub struct Imsis(pub Vec<Digits>);
+
+impl Serialize for Imsis {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        let mut buf = [0u8; Digits::MAX_LEN];
+        for d in &self.0 {
+            seq.serialize_element(digits_str(*d, &mut buf))?;
+        }
+        seq.end()
+    }
+}
+
+/// The digits of `d` (leading zeros kept) in `buf`.
+fn digits_str(d: Digits, buf: &mut [u8; Digits::MAX_LEN]) -> &str {
+    let len = d.len().min(Digits::MAX_LEN);
+    let mut v = d.value();
+    for b in buf[..len].iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 fn round5(x: f64) -> f64 {
@@ -166,7 +197,7 @@ pub async fn map_devices(
             seen += 1;
         }
     });
-    m.imsi.reserve(points.len());
+    m.imsi.0.reserve(points.len());
     m.lat.reserve(points.len());
     m.lon.reserve(points.len());
     m.status.reserve(points.len());
@@ -177,7 +208,7 @@ pub async fn map_devices(
         let Some(d) = e.device(p.imsi).filter(|d| visible(d)) else {
             continue;
         };
-        m.imsi.push(p.imsi.to_string());
+        m.imsi.0.push(p.imsi);
         m.lat.push(round5(p.lat));
         m.lon.push(round5(p.lon));
         m.status.push(match status(d, now) {
@@ -188,7 +219,27 @@ pub async fn map_devices(
             .push(severities.get(&p.imsi).map(|sev| sev.as_str()));
     }
     drop(e);
-    m.count = m.imsi.len();
+    m.count = m.imsi.0.len();
     m.unlocated = seen.saturating_sub(m.count);
     Ok(Json(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imsis_serialize_as_their_digits() {
+        let list = Imsis(vec![
+            Digits::parse("001010000000001").unwrap(),
+            Digits::parse("901700000000123").unwrap(),
+            Digits::parse("0").unwrap(),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&list).unwrap(),
+            r#"["001010000000001","901700000000123","0"]"#
+        );
+        assert_eq!(round5(52.123456789), 52.12346);
+        assert_eq!(round5(-75.000004), -75.0);
+    }
 }
