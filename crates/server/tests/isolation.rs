@@ -138,6 +138,8 @@ fn cases(a_alert: &str, a_finding: &str, a_key_id: i64, a_notification: &str) ->
             .admin(json!({ "devices": [{ "imsi": A_DEV, "tenant": "tenant-a", "group": "a-meters", "label": "A meter" }] })),
         case(M::GET, "/api/v1/devices/{imsi}", dev(""), Hidden),
         case(M::GET, "/api/v1/devices/{imsi}/usage", dev("/usage"), Hidden),
+        case(M::GET, "/api/v1/devices/{imsi}/locations", dev("/locations"), Hidden),
+        case(M::GET, "/api/v1/map/devices", "/api/v1/map/devices", Filtered),
         case(M::GET, "/api/v1/devices/{imsi}/traffic", dev("/traffic"), Hidden),
         case(M::GET, "/api/v1/devices/{imsi}/flows", dev("/flows"), Hidden),
         case(M::GET, "/api/v1/devices/{imsi}/violations", dev("/violations"), Hidden),
@@ -279,11 +281,25 @@ async fn a_state(c: &Client) -> Value {
 async fn tenant_b_can_neither_see_nor_change_tenant_a_through_any_route() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_with(dir.path(), "", NOTIFY);
-    feed_routed(
+    // Findings, and a position for each device (its serving network's
+    // country: Germany for A, France for B).
+    let located = |imsi: &str, network: &str| simguard_engine::Output::Located {
+        imsi: simguard_engine::Digits::parse(imsi).unwrap(),
+        time: 1_000,
+        network: simguard_engine::Plmn::parse(network),
+        cell: None,
+    };
+    feed_outputs(
         dir.path(),
         vec![
-            finding(1, 0, A_DEV, "tenant-a", "a-meters"),
-            finding(1, 1, B_DEV, "tenant-b", "b-meters"),
+            simguard_engine::Output::Finding(Box::new(finding(
+                1, 0, A_DEV, "tenant-a", "a-meters",
+            ))),
+            simguard_engine::Output::Finding(Box::new(finding(
+                1, 1, B_DEV, "tenant-b", "b-meters",
+            ))),
+            located(A_DEV, "26201"),
+            located(B_DEV, "20801"),
         ],
         &cfg,
     );

@@ -35,11 +35,11 @@ pub use alerts::{
 pub use audit::{AuditCursor, AuditEntry, AuditFilter, StoredResult};
 pub use cells::{CellImport, CellRow, Radio};
 pub use findings::{FindingCounts, FindingCursor, FindingFilter, FindingsAfter, FindingsRetention};
+pub use locations::{LocationChange, LocationPoint, LocationRetention, MapPoint};
 pub use outbox::{
     Attempt, AttemptResult, ChannelCounts, Notification, OutboxWriter, QuietHours, Routing,
     Subscription, UNROUTED_CHANNEL,
 };
-pub use locations::{LocationChange, LocationPoint, LocationRetention, MapPoint};
 pub use page::PageCursor;
 pub use users::{AccessStore, ApiKeyInfo, Credentials, SessionRecord, User};
 

@@ -105,12 +105,21 @@ pub fn feed(dir: &Path, findings: Vec<Finding>) {
 /// [`feed`] with the configuration's notification routing (its alerts get
 /// their notifications, as the server's sink would route them).
 pub fn feed_routed(dir: &Path, findings: Vec<Finding>, cfg: &Config) {
+    let outputs = findings
+        .into_iter()
+        .map(|f| Output::Finding(Box::new(f)))
+        .collect();
+    feed_outputs(dir, outputs, cfg);
+}
+
+/// [`feed_routed`] with any engine outputs (findings, location changes ...).
+pub fn feed_outputs(dir: &Path, outputs: Vec<Output>, cfg: &Config) {
     let mut store = Store::open(dir.join("simguard.db")).unwrap();
     store.set_routing(std::sync::Arc::new(cfg.notify.routing()));
     let engine = Engine::new(EngineOptions::default());
     let mut sink = SinkState::new(store.applied_seq().unwrap());
-    for f in findings {
-        sink.absorb(1, &Output::Finding(Box::new(f)));
+    for o in outputs {
+        sink.absorb(1, &o);
     }
     sink.advance(1);
     sink.flush(&mut store, &engine).unwrap();
