@@ -136,7 +136,10 @@ fn cases(a_alert: &str, a_finding: &str, a_key_id: i64, a_notification: &str) ->
             // Take A's SIM over by provisioning its IMSI into B.
             .body(json!({ "devices": [{ "imsi": A_DEV, "tenant": "tenant-b", "group": "b-meters" }] }))
             .admin(json!({ "devices": [{ "imsi": A_DEV, "tenant": "tenant-a", "group": "a-meters", "label": "A meter" }] })),
+        case(M::GET, "/api/v1/devices/summary", "/api/v1/devices/summary", Filtered),
+        case(M::GET, "/api/v1/devices/columns", "/api/v1/devices/columns", Filtered),
         case(M::GET, "/api/v1/devices/{imsi}", dev(""), Hidden),
+        case(M::GET, "/api/v1/devices/{imsi}/baseline", dev("/baseline"), Hidden),
         case(M::GET, "/api/v1/devices/{imsi}/usage", dev("/usage"), Hidden),
         case(M::GET, "/api/v1/devices/{imsi}/locations", dev("/locations"), Hidden),
         case(M::GET, "/api/v1/map/devices", "/api/v1/map/devices", Filtered),
@@ -150,6 +153,7 @@ fn cases(a_alert: &str, a_finding: &str, a_key_id: i64, a_notification: &str) ->
         case(M::GET, "/api/v1/devices/{imsi}/findings", dev("/findings"), Hidden),
         case(M::GET, "/api/v1/events", "/api/v1/events", Stream),
         case(M::GET, "/api/v1/alerts", "/api/v1/alerts", Filtered),
+        case(M::GET, "/api/v1/alerts/summary", "/api/v1/alerts/summary", Filtered),
         case(M::GET, "/api/v1/alerts/{id}", format!("/api/v1/alerts/{a_alert}"), Hidden),
         case(
             M::GET,
@@ -531,6 +535,12 @@ async fn tenant_b_can_neither_see_nor_change_tenant_a_through_any_route() {
     assert_eq!(st["devices"], 1, "{st}");
     let sum = c.get("/api/v1/findings/summary", &b_key).await.json();
     assert_eq!(sum["total"], 1, "{sum}");
+    let sum = c.get("/api/v1/devices/summary", &b_key).await.json();
+    assert_eq!(sum["total"], 1, "{sum}");
+    let cols = c.get("/api/v1/devices/columns", &b_key).await.json();
+    assert_eq!(cols["imsi"], json!([B_DEV]), "{cols}");
+    let sum = c.get("/api/v1/alerts/summary", &b_key).await.json();
+    assert_eq!(sum["active_total"], 1, "{sum}");
 
     // Nothing of A changed, and A's own admin still gets in.
     assert_eq!(a_state(&c).await, before, "tenant B changed tenant A");
@@ -570,6 +580,7 @@ async fn tenant_b_can_neither_see_nor_change_tenant_a_through_any_route() {
         let anonymous = [
             "/api/v1/status",
             "/api/v1/findings/summary",
+            "/api/v1/alerts/summary",
             "/api/v1/devices/{imsi}/flows",
             "/api/v1/devices/{imsi}/violations",
             "/api/v1/groups/{id}/policy",

@@ -647,3 +647,78 @@ impl AlertWriter {
         }))
     }
 }
+
+/// How many alerts the filter matches, by (severity, state, acknowledged):
+/// the console's inbox counts without paging through every alert.
+pub(crate) fn counts(
+    conn: &Connection,
+    err: &Err<'_>,
+    filter: &AlertFilter,
+) -> Result<Vec<(Severity, AlertState, bool, u64)>> {
+    let (w, v) = filter.sql();
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT severity, state, acknowledged, COUNT(*) FROM alerts WHERE {w}
+             GROUP BY severity, state, acknowledged"
+        ))
+        .map_err(err)?;
+    let rows = st
+        .query_map(params_from_iter(v), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)? != 0,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (sev, state, ack, n) = r.map_err(err)?;
+        out.push((
+            sev.parse().map_err(StoreError::Corrupt)?,
+            state.parse().map_err(StoreError::Corrupt)?,
+            ack,
+            n.max(0) as u64,
+        ));
+    }
+    Ok(out)
+}
+
+/// The highest severity of the active alerts of each device the filter
+/// matches (by IMSI): what the map and the device list colour devices by.
+pub(crate) fn active_severity_by_imsi(
+    conn: &Connection,
+    err: &Err<'_>,
+    filter: &AlertFilter,
+) -> Result<Vec<(String, Severity)>> {
+    let f = AlertFilter {
+        state: Some(AlertState::Active),
+        ..filter.clone()
+    };
+    let (w, v) = f.sql();
+    // Severity names sort neither by rank nor alphabetically usefully:
+    // rank them in SQL so that one row per device comes back.
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT imsi, MAX(CASE severity WHEN 'critical' THEN 3 WHEN 'major' THEN 2
+                 WHEN 'minor' THEN 1 ELSE 0 END)
+             FROM alerts WHERE {w} AND imsi IS NOT NULL GROUP BY imsi"
+        ))
+        .map_err(err)?;
+    let rows = st
+        .query_map(params_from_iter(v), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (imsi, rank) = r.map_err(err)?;
+        let sev = Severity::ALL
+            .get(rank.clamp(0, 3) as usize)
+            .copied()
+            .unwrap_or(Severity::Warning);
+        out.push((imsi, sev));
+    }
+    Ok(out)
+}

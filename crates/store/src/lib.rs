@@ -692,6 +692,22 @@ impl StoreReader {
         outbox::channel_counts(&self.conn).map_err(self.err())
     }
 
+    /// Alerts the filter matches, counted by (severity, state, acknowledged).
+    pub fn alert_counts(
+        &self,
+        filter: &AlertFilter,
+    ) -> Result<Vec<(simguard_engine::Severity, AlertState, bool, u64)>> {
+        alerts::counts(&self.conn, &self.err(), filter)
+    }
+
+    /// The highest active alert severity of each device (IMSI) the filter matches.
+    pub fn active_alert_severity_by_imsi(
+        &self,
+        filter: &AlertFilter,
+    ) -> Result<Vec<(String, simguard_engine::Severity)>> {
+        alerts::active_severity_by_imsi(&self.conn, &self.err(), filter)
+    }
+
     /// Counts by kind and severity of the findings the filter matches.
     pub fn finding_counts(&self, filter: &FindingFilter) -> Result<FindingCounts> {
         findings::counts(&self.conn, &self.err(), filter)

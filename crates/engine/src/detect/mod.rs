@@ -33,7 +33,7 @@ mod state;
 pub use group::GroupDetect;
 pub use load::{Load, LoadKind};
 pub use options::DetectOptions;
-pub use state::{quantize, Burst, DeviceDetect};
+pub use state::{dequantize, quantize, Burst, DeviceDetect};
 
 use crate::device::{Device, Sym};
 use crate::event::{AcctRecord, AcctStatus, FlowRecord};

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod caller;
 pub mod error;
 pub mod findings;
+pub mod fleet;
 pub mod flows;
 pub mod locations;
 pub mod notify;
@@ -43,8 +44,8 @@ use views::{device_view, group_view, DeviceView, GroupView};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "simguard API", description = "IoT connectivity security: inventory, live connectivity and location of every SIM, findings of detection with their evidence, a live event stream (server-sent events), response rules with dry-run and backtest, people's actions on devices, and the audit trail."),
-    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, notify::alert_notifications, notify::get_notification, notify::channels, notify::subscriptions, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action, session::login, session::current, session::logout, users::list_users, users::create_user, users::delete_user, apikeys::list_keys, apikeys::create_key, apikeys::revoke_key, locations::device_locations, locations::map_devices),
-    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, notify::NotificationView, notify::AttemptView, notify::NotificationDetail, notify::ChannelView, notify::SubscriptionView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, locations::LocationView, locations::LocationTrail, locations::MapDevices, views::PositionView, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody, session::LoginInput, session::SessionView, session::LoggedOut, users::UserView, users::UserList, users::UserInput, users::UserDeleted, apikeys::ApiKeyView, apikeys::ApiKeyList, apikeys::ApiKeyInput, apikeys::ApiKeyCreated, apikeys::ApiKeyRevoked)),
+    paths(findings::list_findings, findings::finding_summary, findings::get_finding, findings::device_findings, findings::events, alerts::list_alerts, alerts::get_alert, alerts::ack_alert, alerts::clear_alert, alerts::comment_alert, notify::alert_notifications, notify::get_notification, notify::channels, notify::subscriptions, list_devices, get_device, device_usage, upsert_devices, list_tenants, put_tenant, list_groups, put_group, status, flows::traffic, flows::device_flows, flows::device_violations, flows::unattributed, flows::get_policy, flows::put_policy, rules::list_rules, rules::create_rule, rules::get_rule, rules::put_rule, rules::delete_rule, rules::backtest_saved, rules::backtest_draft, audit::list_audit, audit::device_audit, audit::device_action, session::login, session::current, session::logout, users::list_users, users::create_user, users::delete_user, apikeys::list_keys, apikeys::create_key, apikeys::revoke_key, locations::device_locations, locations::map_devices, fleet::device_summary, fleet::device_columns, fleet::device_baseline, fleet::alert_summary),
+    components(schemas(findings::FindingView, findings::FindingPage, findings::FindingSummary, findings::CountView, findings::SubjectView, findings::EvidenceView, findings::FactView, findings::RecordView, findings::EvidenceFlowView, findings::ReadyView, findings::LaggedView, alerts::AlertView, alerts::AlertSubjectView, alerts::AlertPage, alerts::AlertDetail, alerts::CommentView, alerts::CommentInput, alerts::AlertChangeView, notify::NotificationView, notify::AttemptView, notify::NotificationDetail, notify::ChannelView, notify::SubscriptionView, flows::TrafficView, flows::FlowPage, flows::FlowView, flows::ViolationJson, flows::PolicyJson, flows::RuleJson, flows::DestinationView, flows::WindowJson, rules::RuleInput, rules::ScopeInput, rules::TriggerInput, rules::StepInput, rules::RuleList, rules::RuleWrite, rules::RuleDeleted, rules::BacktestView, rules::BacktestDevice, rules::BacktestAction, audit::ActionView, audit::ResultView, audit::AuditPage, audit::DeviceActionInput, audit::DeviceActionResult, locations::LocationView, locations::LocationTrail, locations::MapDevices, views::PositionView, DeviceView, DevicePage, GroupView, Tenant_, UsageSeries, UsagePoint_, DeviceInput, DeviceBatch, UpsertResult, GroupInput, ProfileInput, TenantInput, StatusView, error::ErrorBody, session::LoginInput, session::SessionView, session::LoggedOut, users::UserView, users::UserList, users::UserInput, users::UserDeleted, apikeys::ApiKeyView, apikeys::ApiKeyList, apikeys::ApiKeyInput, apikeys::ApiKeyCreated, apikeys::ApiKeyRevoked, fleet::DeviceSummary, fleet::CountryCount, fleet::RatCount, fleet::DeviceColumns, fleet::ColumnDicts, fleet::CountryEntry, fleet::BaselineView, fleet::Quantiles, fleet::DeclaredView, fleet::AlertSummary)),
     modifiers(&AuthSchemes),
     security(("bearer" = []), ("session" = []))
 )]
@@ -90,7 +91,11 @@ fn routes() -> Routes {
         .get("/api/v1/status", status)
         .get("/api/v1/devices", list_devices)
         .post("/api/v1/devices", upsert_devices)
+        // Static segments win over `{imsi}` (an IMSI is digits only).
+        .get("/api/v1/devices/summary", fleet::device_summary)
+        .get("/api/v1/devices/columns", fleet::device_columns)
         .get("/api/v1/devices/{imsi}", get_device)
+        .get("/api/v1/devices/{imsi}/baseline", fleet::device_baseline)
         .get("/api/v1/devices/{imsi}/usage", device_usage)
         .get(
             "/api/v1/devices/{imsi}/locations",
@@ -110,6 +115,7 @@ fn routes() -> Routes {
         .get("/api/v1/devices/{imsi}/findings", findings::device_findings)
         .get("/api/v1/events", findings::events)
         .get("/api/v1/alerts", al::list_alerts)
+        .get("/api/v1/alerts/summary", fleet::alert_summary)
         .get("/api/v1/alerts/{id}", al::get_alert)
         .get(
             "/api/v1/alerts/{id}/notifications",
@@ -147,10 +153,17 @@ fn routes() -> Routes {
 }
 
 pub fn router(state: AppState) -> Router {
-    routes()
-        .router
-        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
-        .with_state(state)
+    routes().router.fallback(fallback).with_state(state)
+}
+
+/// Outside the API, the embedded console answers (its pages route on the
+/// client); an unknown API route stays a JSON 404.
+async fn fallback(req: axum::extract::Request) -> Response {
+    let path = req.uri().path();
+    if path == "/api" || path.starts_with("/api/") {
+        return ApiError::not_found("no such route; see /api/v1/openapi.json").into_response();
+    }
+    simguard_console::serve(req.method(), req.uri(), req.headers())
 }
 
 /// (method, path) of every route the router serves, in registration order.
@@ -401,6 +414,105 @@ pub struct DevicePage {
     pub next_cursor: Option<String>,
 }
 
+/// The device list's filters, resolved once against the engine's symbols
+/// and scoped to the caller's tenant: the list, its summary and its columnar
+/// form all use this one test, so their counts agree.
+pub struct DeviceFilter<'q> {
+    status: Option<&'q str>,
+    lifecycle: Option<Lifecycle>,
+    rat: Option<u8>,
+    country: Option<String>,
+    provisioned: Option<bool>,
+    /// Some(None): a name that no device carries, so nothing matches.
+    group: Option<Option<simguard_engine::device::Sym>>,
+    tenant: Option<Option<simguard_engine::device::Sym>>,
+    caller_tenant: Option<Option<simguard_engine::device::Sym>>,
+}
+
+impl<'q> DeviceFilter<'q> {
+    pub fn new(
+        q: &'q DeviceQuery,
+        caller: &Caller,
+        e: &simguard_engine::Engine,
+    ) -> Result<DeviceFilter<'q>, ApiError> {
+        if let Some(st) = &q.status {
+            if !["online", "offline", "never_seen"].contains(&st.as_str()) {
+                return Err(ApiError::invalid(
+                    "status must be online, offline or never_seen",
+                ));
+            }
+        }
+        let lifecycle = match &q.lifecycle {
+            Some(l) => Some(l.parse::<Lifecycle>().map_err(ApiError::invalid)?),
+            None => None,
+        };
+        let rat = match &q.rat {
+            Some(r) => Some(
+                views::parse_rat(r)
+                    .ok_or_else(|| ApiError::invalid(format!("unknown RAT {r:?}")))?,
+            ),
+            None => None,
+        };
+        let syms = e.syms();
+        Ok(DeviceFilter {
+            status: q.status.as_deref(),
+            lifecycle,
+            rat,
+            country: q.country.as_ref().map(|c| c.to_ascii_uppercase()),
+            provisioned: q.provisioned,
+            group: q.group.as_deref().map(|g| syms.lookup(g)),
+            tenant: q.tenant.as_deref().map(|t| syms.lookup(t)),
+            caller_tenant: caller.tenant.as_deref().map(|t| syms.lookup(t)),
+        })
+    }
+
+    /// Whether `d` passes, with its status at engine time `now`.
+    pub fn matches(&self, d: &simguard_engine::device::Device, now: i64) -> bool {
+        let p = d.provisioning.as_ref();
+        if let Some(ct) = self.caller_tenant {
+            if p.map(|p| Some(p.tenant)) != Some(ct) {
+                return false;
+            }
+        }
+        if let Some(want) = self.provisioned {
+            if p.is_some() != want {
+                return false;
+            }
+        }
+        if let Some(g) = self.group {
+            if p.map(|p| Some(p.group)) != Some(g) {
+                return false;
+            }
+        }
+        if let Some(t) = self.tenant {
+            if p.map(|p| Some(p.tenant)) != Some(t) {
+                return false;
+            }
+        }
+        if let Some(l) = self.lifecycle {
+            if d.lifecycle() != Some(l) {
+                return false;
+            }
+        }
+        if let Some(st) = self.status {
+            if views::status(d, now) != st {
+                return false;
+            }
+        }
+        if let Some(r) = self.rat {
+            if d.rat != Some(r) {
+                return false;
+            }
+        }
+        if let Some(c) = &self.country {
+            if d.network.and_then(|n| n.country()) != Some(c.as_str()) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Devices with their identity, live status, network, cell and usage.
 #[utoipa::path(get, path = "/api/v1/devices", params(DeviceQuery), responses((status = 200, body = DevicePage), (status = 400, body = error::ErrorBody)))]
 async fn list_devices(
@@ -419,74 +531,10 @@ async fn list_devices(
         }
         None => None,
     };
-    if let Some(st) = &q.status {
-        if !["online", "offline", "never_seen"].contains(&st.as_str()) {
-            return Err(ApiError::invalid(
-                "status must be online, offline or never_seen",
-            ));
-        }
-    }
-    let lifecycle = match &q.lifecycle {
-        Some(l) => Some(l.parse::<Lifecycle>().map_err(ApiError::invalid)?),
-        None => None,
-    };
-    let rat = match &q.rat {
-        Some(r) => Some(
-            views::parse_rat(r).ok_or_else(|| ApiError::invalid(format!("unknown RAT {r:?}")))?,
-        ),
-        None => None,
-    };
-    let country = q.country.as_ref().map(|c| c.to_ascii_uppercase());
     let e = s.engine.read();
+    let f = DeviceFilter::new(&q, &caller, &e)?;
     let now = e.clock();
-    let syms = e.syms();
-    let group_sym = q.group.as_deref().map(|g| syms.lookup(g));
-    let tenant_sym = q.tenant.as_deref().map(|t| syms.lookup(t));
-    let caller_tenant = caller.tenant.as_deref().map(|t| syms.lookup(t));
-    let page = e.list_devices(after, limit + 1, |d| {
-        let p = d.provisioning.as_ref();
-        if let Some(ct) = caller_tenant {
-            if p.map(|p| Some(p.tenant)) != Some(ct) {
-                return false;
-            }
-        }
-        if let Some(want) = q.provisioned {
-            if p.is_some() != want {
-                return false;
-            }
-        }
-        if let Some(g) = group_sym {
-            if p.map(|p| Some(p.group)) != Some(g) {
-                return false;
-            }
-        }
-        if let Some(t) = tenant_sym {
-            if p.map(|p| Some(p.tenant)) != Some(t) {
-                return false;
-            }
-        }
-        if let Some(l) = lifecycle {
-            if d.lifecycle() != Some(l) {
-                return false;
-            }
-        }
-        if let Some(st) = &q.status {
-            if views::status(d, now) != st {
-                return false;
-            }
-        }
-        if let Some(r) = rat {
-            if d.rat != Some(r) {
-                return false;
-            }
-        }
-        if let Some(c) = &country {
-            if d.network.and_then(|n| n.country()) != Some(c.as_str()) {
-                return false;
-            }
-        }
-        true
-    });
+    let page = e.list_devices(after, limit + 1, |d| f.matches(d, now));
     let more = page.len() > limit;
     let mut items: Vec<DeviceView> = page
         .iter()
