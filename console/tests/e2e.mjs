@@ -176,7 +176,7 @@ async function tenantIsolation(browser) {
   const [a, b] = [tenants[0].id, tenants[1].id];
   const user = `browser-b-${Date.now() % 100000}`;
   const password = `browser-test-${Date.now()}-pw`;
-  const created = await api('/api/v1/users', { method: 'POST', body: { username: user, password, role: 'viewer', tenant: b } });
+  const created = await api('/api/v1/users', { method: 'POST', body: { name: user, password, role: 'viewer', tenant: b } });
   assert(created.status >= 200 && created.status < 300, `creating a tenant-B user: ${created.status} ${created.text}`);
   const aDevices = (await apiAll(`/api/v1/devices?tenant=${a}`)).map((d) => d.imsi);
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -111,7 +111,7 @@ export const settingsPage: PageFn = (root) => {
   const loadUsers = () =>
     section(users, '/api/v1/users', 'users', (rows) =>
       genericTable(rows, (r) => {
-        const id = String(r.id ?? r.username ?? r.name ?? '');
+        const id = String(r.name ?? r.id ?? '');
         return isAdmin() && id ? h('button', { type: 'button', class: 'small danger', onclick: remove(`/api/v1/users/${encodeURIComponent(id)}`, `user ${id}`, () => void loadUsers()) }, 'Delete') : null;
       }),
     );
@@ -128,15 +128,15 @@ export const settingsPage: PageFn = (root) => {
       title: 'Add user',
       confirm: 'Add user',
       body: () => [
-        field('User name', h('input', { name: 'username', required: true, autocomplete: 'off' })),
-        field('Password', h('input', { name: 'password', type: 'password', required: true, minlength: 12, autocomplete: 'new-password' }), 'at least 12 characters'),
+        field('User name', h('input', { name: 'name', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9.@_-]{1,64}' }), 'letters, digits and . - _ @'),
+        field('Password', h('input', { name: 'password', type: 'password', required: true, minlength: 8, autocomplete: 'new-password' }), 'at least 8 characters'),
         field('Role', roleSelect()),
         field('Tenant', tenantSelect(tenants)),
       ],
       submit: (form) => {
         const fd = new FormData(form);
         return post('/api/v1/users', {
-          username: fd.get('username'),
+          name: fd.get('name'),
           password: fd.get('password'),
           role: fd.get('role'),
           tenant: fd.get('tenant') || null,

@@ -165,7 +165,7 @@ mod tests {
         serve(&Method::GET, &path.parse().unwrap(), &h)
     }
 
-    fn hdr<'a>(r: &'a Response, name: header::HeaderName) -> &'a str {
+    fn hdr(r: &Response, name: header::HeaderName) -> &str {
         r.headers()
             .get(name)
             .map(|v| v.to_str().unwrap())

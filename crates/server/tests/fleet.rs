@@ -133,8 +133,11 @@ fn start_request(id: u8, imsi: &str, plmn: &str, rat: u8) -> Vec<u8> {
     w.finish_request(SECRET.as_bytes()).to_vec()
 }
 
-/// (imsi, tenant, group, reports from (plmn, rat) or never).
-const FLEET: &[(&str, &str, &str, Option<(&str, u8)>)] = &[
+/// Where a device reports from: (SGSN-MCC-MNC, RAT-Type); None: never.
+type Reports = Option<(&'static str, u8)>;
+
+/// (imsi, tenant, group, reports).
+const FLEET: &[(&str, &str, &str, Reports)] = &[
     ("901700000000001", "acme", "meters", Some(("26201", 9))),
     ("901700000000002", "acme", "meters", Some(("26201", 9))),
     ("901700000000003", "acme", "meters", Some(("20801", 6))),
