@@ -338,3 +338,16 @@ export interface Me {
   csrf_token?: string;
   expires?: string | number;
 }
+
+export interface Notification {
+  id: string;
+  message_id: string;
+  event: string;
+  subscription: string;
+  channel: string;
+  recipient: string | null;
+  status: string;
+  created: string;
+  last_error: string | null;
+  attempts: { n: number; time: string; latency_ms: number; result: string; detail: string }[];
+}

@@ -6,7 +6,7 @@ import { h, replace } from '../dom';
 import { ago, num, time } from '../format';
 import * as live from '../live';
 import { setQuery, type PageFn } from '../router';
-import type { Alert, AlertComment, Finding, Page } from '../types';
+import type { Alert, AlertComment, Finding, Notification, Page } from '../types';
 import { SEVERITIES } from '../ui/palette';
 import { dialog, errorBox, field, loading, severityBadge, toast } from '../ui/widgets';
 import { alertActions } from '../ui/alertactions';
@@ -141,9 +141,11 @@ export const alertsPage: PageFn = (root, ctx) => {
   const detail = async (a: Alert, host: HTMLElement) => {
     replace(host, loading());
     try {
-      const [d, f] = await Promise.all([
+      const [d, f, sent] = await Promise.all([
         get<{ alert: Alert; comments: AlertComment[] }>(`/api/v1/alerts/${a.id}`),
         a.finding ? get<Finding>(`/api/v1/findings/${a.finding}`).catch(() => null) : Promise.resolve(null),
+        // Who was told: absent on a server without notifications.
+        get<Notification[]>(`/api/v1/alerts/${a.id}/notifications`).catch(() => null),
       ]);
       replace(
         host,
@@ -155,6 +157,26 @@ export const alertsPage: PageFn = (root, ctx) => {
           d.alert.cleared_by ? ` · cleared by ${d.alert.cleared_by} ${time(d.alert.cleared_at)}` : '',
         ),
         f ? evidence(f) : null,
+        sent && sent.length
+          ? [
+              h('h3', null, 'Notifications'),
+              h(
+                'ul',
+                { class: 'notifications' },
+                sent.map((n) =>
+                  h(
+                    'li',
+                    { dataset: { notification: n.status } },
+                    h('strong', null, `${n.channel}`),
+                    ` → ${n.recipient ?? '–'} · ${n.event} · `,
+                    h('span', { class: n.status === 'sent' ? 'result-ack' : n.status === 'failed' ? 'result-nak' : '' }, n.status),
+                    n.attempts.length ? ` · ${n.attempts.length} attempt(s), last: ${n.attempts[n.attempts.length - 1]?.result ?? ''}` : '',
+                    n.last_error ? h('div', { class: 'muted small' }, n.last_error) : null,
+                  ),
+                ),
+              ),
+            ]
+          : null,
         h('h3', null, 'Comments'),
         d.comments.length
           ? h('ol', { class: 'comments' }, d.comments.map((c) => h('li', null, h('strong', null, c.author), h('span', { class: 'muted small' }, ` ${time(c.time)}`), h('p', null, c.text))))

@@ -4,12 +4,23 @@
 
 import { ApiError, del, get, isAdmin, me, post } from '../api';
 import { h, replace, type Child } from '../dom';
-import { time } from '../format';
+import { num, time } from '../format';
 import type { PageFn } from '../router';
 import type { Tenant } from '../types';
 import { card, dialog, errorBox, field, loading, toast } from '../ui/widgets';
 
 type Row = Record<string, unknown>;
+/** A row of JSON: each renderer reads the fields its route documents. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyRow = Record<string, any>;
+
+function table(head: string[], rows: Child[][]): HTMLElement {
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h('table', null, h('thead', null, h('tr', null, head.map((x) => h('th', { scope: 'col' }, x)))), h('tbody', null, rows.map((r) => h('tr', null, r.map((c) => h('td', null, c)))))),
+  );
+}
 
 function items(v: unknown): Row[] {
   if (Array.isArray(v)) return v as Row[];
@@ -44,7 +55,7 @@ function genericTable(rows: Row[], actions?: (r: Row) => Child): HTMLElement {
   );
 }
 
-async function section(el: HTMLElement, path: string, what: string, render: (rows: Row[]) => Child): Promise<void> {
+async function section(el: HTMLElement, path: string, what: string, render: (rows: AnyRow[]) => Child): Promise<void> {
   replace(el, loading());
   try {
     const rows = items(await get<unknown>(path));
@@ -175,8 +186,35 @@ export const settingsPage: PageFn = (root) => {
     void loadKeys();
   };
 
-  void section(channels, '/api/v1/notify/channels', 'notification channels', (rows) => genericTable(rows));
-  void section(subs, '/api/v1/notify/subscriptions', 'subscriptions', (rows) => genericTable(rows));
+  void section(channels, '/api/v1/notify/channels', 'notification channels', (rows) =>
+    table(
+      ['Channel', 'Health', 'Circuit', 'Pending', 'Retrying', 'Sent', 'Failed', 'Latency p50 / p99'],
+      rows.map((c) => [
+        h('span', null, h('strong', null, String(c.name)), ` ${c.type ?? ''}`, h('div', { class: 'muted small mono' }, String(c.endpoint ?? ''))),
+        c.healthy ? h('span', { class: 'result-ack' }, '✓ healthy') : h('span', { class: 'result-nak' }, '✗ failing'),
+        String(c.circuit ?? '–'),
+        num(c.pending),
+        num(c.retrying),
+        num(c.sent),
+        num(c.failed),
+        c.latency_p50_ms !== null && c.latency_p50_ms !== undefined ? `${Number(c.latency_p50_ms).toFixed(0)} / ${Number(c.latency_p99_ms ?? 0).toFixed(0)} ms` : '–',
+      ]),
+    ),
+  );
+  void section(subs, '/api/v1/notify/subscriptions', 'subscriptions', (rows) =>
+    table(
+      ['Subscription', 'Channel', 'Recipients', 'Scope', 'When', 'Quiet hours', 'Cap'],
+      rows.map((x) => [
+        String(x.name),
+        String(x.channel),
+        Array.isArray(x.recipients) ? x.recipients.join(', ') : '–',
+        [x.tenant && `tenant ${x.tenant}`, x.group && `group ${x.group}`].filter(Boolean).join(', ') || 'all',
+        `${x.min_severity} or worse${Array.isArray(x.types) && x.types.length ? `, ${x.types.join(', ')}` : ''}${x.on_clear ? ', and when cleared' : ''}`,
+        x.quiet_hours ? `${x.quiet_hours} (still ${x.quiet_min_severity}+)` : '–',
+        x.cap ? String(x.cap) : '–',
+      ]),
+    ),
+  );
   void loadUsers();
   void loadKeys();
   root.dataset.loaded = 'true';
