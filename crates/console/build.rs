@@ -3,7 +3,7 @@
 //! gzip form when that is smaller, its content type and an ETag, so that the
 //! binary carries the whole console and serves it without a file system.
 //!
-//! `npm ci` runs when `console/node_modules` is missing or older than the
+//! `npm ci` runs when `console/node_modules` was not made from the current
 //! lock file, then `npm run build` (type check, then Vite) into OUT_DIR, so
 //! that two target directories never write the same files. A file lock
 //! serialises concurrent builds of one checkout (clippy and test side by side
@@ -79,10 +79,16 @@ fn build_with_npm(console: &Path, dist: &Path) -> Result<(), String> {
         }
     }
     let _lock = Lock::take(&console.join(".build-lock"))?;
-    let modules = console.join("node_modules");
-    let installed = modules.join(".package-lock.json");
-    if !installed.exists() || newer(&console.join("package-lock.json"), &installed) {
+    // node_modules is what `npm ci` made of this very lock file (by content:
+    // a checkout can give an older lock a newer time, and the other way round).
+    let lock = std::fs::read(console.join("package-lock.json"))
+        .map_err(|e| format!("cannot read console/package-lock.json: {e}"))?;
+    let want = format!("{:016x}", fnv(&lock));
+    let stamp = console.join("node_modules").join(".simguard-lock");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
         run_npm(console, &["ci", "--no-audit", "--no-fund"])?;
+        std::fs::write(&stamp, &want)
+            .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     }
     let out_dir = dist
         .to_str()
@@ -98,11 +104,6 @@ fn build_with_npm(console: &Path, dist: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn newer(a: &Path, b: &Path) -> bool {
-    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    matches!((m(a), m(b)), (Some(x), Some(y)) if x > y)
 }
 
 fn run_npm(dir: &Path, args: &[&str]) -> Result<(), String> {
