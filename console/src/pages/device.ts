@@ -31,11 +31,14 @@ const ACTIONS: { name: ActionName; label: string; when: (l: string | null) => bo
   { name: 'release', label: 'Release', when: (l) => l === 'quarantined', danger: false, effect: 'Quarantine ends (CoA).' },
 ];
 
-/** Hourly usage for the last 7 days against the learned baseline and the
- *  declared daily volume (spread over 24 hours). */
+/** Hourly usage against the learned baseline and the declared daily volume
+ *  (spread over 24 hours): the last 7 days, or less for a device with a
+ *  shorter history (whole days, at least one). */
 function usageChart(u: Usage, b: Baseline | null): HTMLElement {
   const end = Math.ceil(Date.parse(u.to) / HOUR) * HOUR;
-  const start = end - 7 * 24 * HOUR;
+  const first = Math.min(end, ...u.hours.map((p) => Date.parse(p.hour)));
+  const days = Math.max(1, Math.min(7, Math.ceil((end - first) / (24 * HOUR))));
+  const start = end - days * 24 * HOUR;
   const xs: number[] = [];
   for (let t = start; t < end; t += HOUR) xs.push(t);
   const up = new Array<number>(xs.length).fill(0);
@@ -55,15 +58,15 @@ function usageChart(u: Usage, b: Baseline | null): HTMLElement {
     lines.push({ label: 'declared, uplink/day ÷ 24', value: b.declared.max_bytes_per_day / 24, color: '#D55E00', dash: '2 3' });
   }
   return barChart({
-    title: `Hourly usage, last 7 days: ${bytes(u.total_up_octets)} up, ${bytes(u.total_down_octets)} down`,
+    title: `Hourly usage, last ${days === 1 ? '24 hours' : `${days} days`}: ${bytes(u.total_up_octets)} up, ${bytes(u.total_down_octets)} down`,
     xs,
     series: [
       { label: 'uplink', color: '#0072B2', values: up },
       { label: 'downlink', color: '#56B4E9', values: down },
     ],
     lines,
-    labelEvery: 24,
-    tick: (x) => new Date(x).toISOString().slice(5, 10),
+    labelEvery: days <= 2 ? 6 : 24,
+    tick: (x) => (days <= 2 ? new Date(x).toISOString().slice(11, 16) : new Date(x).toISOString().slice(5, 10)),
   });
 }
 
@@ -112,8 +115,10 @@ function trailMap(host: HTMLElement, trail: Position[], countryName: string | nu
   if (pts.length) {
     const xs = pts.map((p) => p[0]);
     const ys = pts.map((p) => p[1]);
-    const pad = 0.5;
-    view.fit(Math.min(...xs) - pad, Math.min(...ys) - pad, Math.max(...xs) + pad, Math.max(...ys) + pad, 256);
+    // At least a few hundred kilometres around the trail: enough borders
+    // and coast to tell where it is.
+    const pad = 4;
+    view.fit(Math.min(...xs) - pad, Math.min(...ys) - pad, Math.max(...xs) + pad, Math.max(...ys) + pad, 64);
   }
   return () => view.dispose();
 }
