@@ -165,6 +165,47 @@ async function acknowledgeAlert(page) {
   return { id, by: a.alert.acknowledged_by };
 }
 
+/** A rule made with the form, backtested, then switched to enforce. */
+async function rules(page) {
+  const id = `browser-rule-${Date.now() % 100000}`;
+  await page.goto(`${BASE}/rules/new`);
+  await page.waitForSelector('[data-page=rule-new][data-loaded=true] form.rule-form');
+  await page.fill('input[name=id]', id);
+  await page.fill('input[name=name]', 'browser test: scanning devices are throttled');
+  await page.check('input[name=types][value=scanning]');
+  await page.selectOption('select[name=min_severity]', 'major');
+  await page.selectOption('.step select[name=action]', 'throttle');
+  await page.fill('.step input[name=kbps]', '64');
+  await page.click('[data-backtest-draft]');
+  await page.waitForSelector('.backtest[data-actions]', { timeout: 60000 });
+  await shot(page, '14-rule-form-backtest');
+  await page.click('form.rule-form button[type=submit]');
+  await page.waitForSelector(`[data-page=rules][data-loaded=true] tr[data-rule="${id}"]`);
+  const saved = await apiOk(`/api/v1/rules/${id}`);
+  assert(saved.mode === 'dry-run' && saved.steps[0].action === 'throttle' && saved.steps[0].kbps === 64, `saved as made: ${JSON.stringify(saved)}`);
+  assert(JSON.stringify(saved.trigger) === JSON.stringify({ finding: { types: ['scanning'], min_severity: 'major' } }), `trigger: ${JSON.stringify(saved.trigger)}`);
+  await page.click(`tr[data-rule="${id}"] [data-backtest]`);
+  await page.waitForSelector('.backtest[data-actions]', { timeout: 60000 });
+  await page.click(`tr[data-rule="${id}"] [data-toggle-mode]`);
+  await page.click('dialog.modal button[type=submit]');
+  await page.waitForSelector(`tr[data-rule="${id}"] [data-mode=enforce]`);
+  await shot(page, '15-rules');
+  assert((await apiOk(`/api/v1/rules/${id}`)).mode === 'enforce', 'switched to enforce');
+  await api(`/api/v1/rules/${id}`, { method: 'DELETE' });
+  return { id };
+}
+
+/** Settings lists the users and API keys (when the server has them). */
+async function settings(page) {
+  await page.goto(`${BASE}/settings`);
+  await page.waitForSelector('[data-page=settings] .card table, [data-page=settings] [data-missing]');
+  await page.waitForFunction(() => !document.querySelector('[data-page=settings] .loading'));
+  await shot(page, '16-settings');
+  const text = await page.textContent('[data-page=settings]');
+  if (await hasUsers()) assert(text.includes('admin'), 'the users table lists admin');
+  return { users: await hasUsers() };
+}
+
 /** A user of tenant B sees none of tenant A's devices, on any page. */
 async function tenantIsolation(browser) {
   if (!(await hasUsers()) || !PASSWORD) {
@@ -238,6 +279,12 @@ async function main() {
 
     log('acknowledge an alert');
     result.steps.alert = await acknowledgeAlert(page);
+
+    log('rules');
+    result.steps.rules = await rules(page);
+
+    log('settings');
+    result.steps.settings = await settings(page);
 
     log('tenant isolation');
     result.steps.tenant_isolation = await tenantIsolation(browser);
