@@ -32,8 +32,8 @@ function items(v: unknown): Row[] {
 function cellText(k: string, v: unknown): Child {
   if (v === null || v === undefined || v === '') return '–';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (typeof v === 'number' && /(_ms|time|at)$/.test(k) && v > 1e11) return time(v);
-  if (typeof v === 'string' && /(_at|time|created|expires|last_used)$/.test(k) && !Number.isNaN(Date.parse(v))) return time(v);
+  if (typeof v === 'number' && /(_ms|time|at)$/.test(k) && v > 1e11) return time(v).slice(0, 16);
+  if (typeof v === 'string' && /(_at|time|created|expires|last_used)$/.test(k) && !Number.isNaN(Date.parse(v))) return time(v).slice(0, 16);
   if (Array.isArray(v)) return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ');
   if (typeof v === 'object') return h('code', null, JSON.stringify(v));
   return String(v);
@@ -95,7 +95,7 @@ export const settingsPage: PageFn = (root) => {
     h('div', { class: 'page-head' }, h('h1', null, 'Settings'), m ? h('p', { class: 'muted' }, `Signed in as ${m.user}${m.role !== 'unknown' ? ` (${m.role}${m.tenant ? `, tenant ${m.tenant}` : ', operator-wide'})` : ''}`) : null),
     h(
       'div',
-      { class: 'grid' },
+      { class: 'grid settings-grid' },
       card('Notification channels', channels),
       card('Subscriptions', subs),
       card(h('span', null, 'Users ', isAdmin() ? h('button', { type: 'button', class: 'small', dataset: { create: 'user' }, onclick: () => void newUser() }, 'Add user') : null), users),
