@@ -7,6 +7,8 @@
 //   SIMGUARD_URL=http://127.0.0.1:8080 SIMGUARD_TOKEN=... node bench/pages.mjs
 // Or let it start one (100,000 devices by default):
 //   SIMGUARD_BIN=../target/release/simguard node bench/pages.mjs [devices]
+// RUNS (default 5), SPEED (the demo's simulated time factor, default 60),
+// WARMUP (seconds to let the fleet report before measuring, default 0).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,8 +24,11 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 async function startDemo(bin, devices) {
   const data = mkdtempSync(join(tmpdir(), 'sg-bench-'));
   const token = `bench-${Date.now()}`;
+  // Only the overrides below: the server reads every other SIMGUARD_* as
+  // configuration (and SIMGUARD_BIN is not one).
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SIMGUARD_')));
   const env = {
-    ...process.env,
+    ...inherited,
     SIMGUARD_DATA_DIR: join(data, 'data'),
     SIMGUARD_ADMIN_TOKEN: token,
     SIMGUARD_HTTP__BIND: '127.0.0.1:0',
@@ -94,6 +99,13 @@ async function main() {
     const s = await api('/api/v1/status');
     if (s.devices >= devices * 0.99) break;
     await new Promise((r) => setTimeout(r, 1000));
+  }
+  // WARMUP seconds more, so that more of the fleet has reported (and has a
+  // position on the map).
+  const warm = Number(process.env.WARMUP ?? 0);
+  if (warm > 0) {
+    console.log(`letting the fleet run for ${warm} s …`);
+    await new Promise((r) => setTimeout(r, warm * 1000));
   }
   const st = await api('/api/v1/status');
   console.log(`server ${base}: ${st.devices} devices`);

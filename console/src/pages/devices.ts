@@ -195,9 +195,51 @@ export const devicesPage: PageFn = (root, ctx) => {
     );
   };
 
-  const fillRow = (el: HTMLElement, i: number, pos: number) => {
+  /** The parts of a pooled row that change, found once when it is made. */
+  interface RowParts {
+    glyph: HTMLElement;
+    status: Text;
+    link: HTMLAnchorElement;
+    text: HTMLElement[];
+    lifecycle: HTMLElement;
+    badge: HTMLElement;
+    badgeGlyph: HTMLElement;
+    badgeText: Text;
+  }
+  const parts = new WeakMap<HTMLElement, RowParts>();
+
+  const makeRow = (): HTMLElement => {
+    const glyph = h('span', { class: 'glyph', 'aria-hidden': 'true' });
+    const status = document.createTextNode('');
+    const link = h('a', { href: '#' });
+    const badgeGlyph = h('span', { class: 'glyph', 'aria-hidden': 'true' });
+    const badgeText = document.createTextNode('');
+    const badge = h('span', { class: 'badge sev' }, badgeGlyph, badgeText);
+    const cells = COLUMNS.map((c) => cell(c.cls));
+    cells[0]?.append(glyph, status);
+    cells[1]?.append(link);
+    cells[8]?.append(badge);
+    const el = h('div', { class: 'vt-row', role: 'row' }, cells);
+    parts.set(el, {
+      glyph,
+      status,
+      link,
+      // label, tenant, group, country, RAT, last seen, usage
+      text: [2, 3, 4, 6, 7, 9, 10].map((k) => cells[k] as HTMLElement),
+      lifecycle: cells[5] as HTMLElement,
+      badge,
+      badgeGlyph,
+      badgeText,
+    });
+    return el;
+  };
+
+  // Scrolling rewrites the text of the rows in view, never builds elements:
+  // at 100,000 rows a frame must stay well under 16 ms.
+  const fillRow = (el: HTMLElement, pos: number) => {
     const f = fleet;
-    if (!f) return;
+    const p = parts.get(el);
+    if (!f || !p) return;
     const c = f.cols;
     const d = c.dict;
     const r = rows[pos] ?? 0;
@@ -205,43 +247,39 @@ export const devicesPage: PageFn = (root, ctx) => {
     el.setAttribute('aria-rowindex', String(pos + 2));
     if (el.dataset.row === String(r)) return;
     el.dataset.row = String(r);
-    el.dataset.imsi = c.imsi[r] ?? '';
-    const cells = el.children;
+    const imsi = c.imsi[r] ?? '';
+    el.dataset.imsi = imsi;
     const st = (d.status[c.status[r] ?? -1] ?? 'never_seen') as Status;
-    const stCell = cells[0] as HTMLElement;
-    stCell.textContent = '';
-    stCell.append(
-      h('span', { class: 'glyph', 'aria-hidden': 'true', style: { color: STATUS_COLOR[st] } }, STATUS_GLYPH[st]),
-      STATUS_LABEL[st],
-    );
-    const link = cells[1]?.firstElementChild as HTMLAnchorElement;
-    link.href = `/devices/${c.imsi[r]}`;
-    link.textContent = c.imsi[r] ?? '';
-    (cells[2] as HTMLElement).textContent = c.label[r] ?? '';
-    (cells[3] as HTMLElement).textContent = d.tenant[c.tenant[r] ?? -1] ?? '–';
-    (cells[4] as HTMLElement).textContent = d.group[c.group[r] ?? -1] ?? '–';
+    p.glyph.textContent = STATUS_GLYPH[st];
+    p.glyph.style.color = STATUS_COLOR[st];
+    p.status.data = STATUS_LABEL[st];
+    p.link.href = `/devices/${imsi}`;
+    p.link.textContent = imsi;
     const lc = d.lifecycle[c.lifecycle[r] ?? -1];
-    (cells[5] as HTMLElement).textContent = lc ? `${LIFECYCLE_GLYPH[lc] ?? ''} ${lc}` : 'unprovisioned';
-    (cells[5] as HTMLElement).className = `vt-cell c-lifecycle lc-text-${lc ?? 'none'}`;
-    (cells[6] as HTMLElement).textContent = d.country[c.country[r] ?? -1]?.code ?? '–';
-    (cells[7] as HTMLElement).textContent = d.rat[c.rat[r] ?? -1] ?? '–';
-    const al = d.alert[c.alert[r] ?? -1];
-    const alCell = cells[8] as HTMLElement;
-    alCell.textContent = '';
-    if (al) {
-      alCell.append(
-        h(
-          'span',
-          { class: 'badge sev', style: { background: SEVERITY_COLOR[al], color: SEVERITY_INK[al] } },
-          h('span', { class: 'glyph', 'aria-hidden': 'true' }, SEVERITY_GLYPH[al]),
-          al,
-        ),
-      );
-    }
+    p.lifecycle.textContent = lc ? `${LIFECYCLE_GLYPH[lc] ?? ''} ${lc}` : 'unprovisioned';
+    p.lifecycle.className = `vt-cell c-lifecycle lc-text-${lc ?? 'none'}`;
     const seen = c.last_seen[r];
-    (cells[9] as HTMLElement).textContent = seen ? ago(seen * 1000) : 'never';
-    (cells[10] as HTMLElement).textContent = bytes(c.usage[r] ?? 0);
-    void i;
+    const texts = [
+      c.label[r] ?? '',
+      d.tenant[c.tenant[r] ?? -1] ?? '–',
+      d.group[c.group[r] ?? -1] ?? '–',
+      d.country[c.country[r] ?? -1]?.code ?? '–',
+      d.rat[c.rat[r] ?? -1] ?? '–',
+      seen ? ago(seen * 1000) : 'never',
+      bytes(c.usage[r] ?? 0),
+    ];
+    texts.forEach((t, k) => {
+      const node = p.text[k];
+      if (node && node.textContent !== t) node.textContent = t;
+    });
+    const al = d.alert[c.alert[r] ?? -1];
+    p.badge.hidden = !al;
+    if (al) {
+      p.badge.style.background = SEVERITY_COLOR[al];
+      p.badge.style.color = SEVERITY_INK[al];
+      p.badgeGlyph.textContent = SEVERITY_GLYPH[al];
+      p.badgeText.data = al;
+    }
   };
 
   const render = () => {
@@ -249,17 +287,13 @@ export const devicesPage: PageFn = (root, ctx) => {
     const top = body.scrollTop;
     const visible = Math.ceil(body.clientHeight / ROW_H) + 2 * OVERSCAN;
     while (pool.length < Math.min(visible, rows.length)) {
-      const el = h(
-        'div',
-        { class: 'vt-row', role: 'row' },
-        COLUMNS.map((c) => (c.key === 'imsi' ? h('div', { class: `vt-cell ${c.cls}`, role: 'cell' }, h('a', { href: '#' })) : cell(c.cls))),
-      );
+      const el = makeRow();
       pool.push(el);
       spacer.appendChild(el);
     }
     while (pool.length > Math.min(visible, rows.length)) pool.pop()?.remove();
     const first = Math.max(0, Math.min(rows.length - pool.length, Math.floor(Math.max(0, top - ROW_H) / ROW_H) - OVERSCAN));
-    pool.forEach((el, k) => fillRow(el, k, first + k));
+    pool.forEach((el, k) => fillRow(el, first + k));
   };
 
   const schedule = () => {
