@@ -163,8 +163,8 @@ async function main() {
       }),
     );
     const m = await timings(page, `${base}/map`, '[data-page=map][data-loaded=true]');
-    const pts = await page.evaluate(() => window.__simguardMap?.points ?? 0);
-    r.map.push({ ...m, points: pts });
+    const { pts, drawnAt } = await page.evaluate(() => ({ pts: window.__simguardMap?.points ?? 0, drawnAt: window.__simguardMap?.drawnAt ?? NaN }));
+    r.map.push({ ...m, drawnAt, points: pts });
     // Pan for three seconds at a zoom that shows all of Europe (the fleet's
     // densest part), one pan step per frame: each frame re-clusters every
     // device and redraws the basemap.
@@ -211,7 +211,8 @@ async function main() {
     ['devices: all rows loaded, first rows shown', median(r.devices.map((x) => x.usable))],
     ['devices: search over all rows', median(r.filter)],
     ['devices: sort all rows by usage', median(r.sort)],
-    ['map: every device drawn (from navigation)', median(r.map.map((x) => x.usable))],
+    ['map: every device drawn (from navigation)', median(r.map.map((x) => x.drawnAt))],
+    ['map: drawn and the page answering', median(r.map.map((x) => x.usable))],
   ];
   console.log(`\nsimguard console, ${st.devices} devices, Chromium headless, median of ${RUNS} runs`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(46)} ${fmt(v)}`);

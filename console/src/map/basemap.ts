@@ -46,14 +46,23 @@ function context(p: Path2D): GeoContext {
 
 type Countries = Topology<{ countries: GeometryCollection<{ name: string }> }>;
 
-function build(topo: Countries, detail: Basemap['detail']): Basemap {
+/** Gives the main thread back between slices of work (the 1:50m outlines
+ *  take a few hundred milliseconds to turn into paths). */
+const yieldNow = () => new Promise<void>((r) => setTimeout(r, 0));
+
+async function build(topo: Countries, detail: Basemap['detail']): Promise<Basemap> {
   const obj = topo.objects.countries;
   const land = new Path2D();
   const countries = new Map<string, Path2D>();
   const bounds = new Map<string, [number, number, number, number]>();
   const measure = geoPath(projection);
   const fc = feature(topo, obj);
+  let slice = performance.now();
   for (const f of fc.features) {
+    if (performance.now() - slice > 8) {
+      await yieldNow();
+      slice = performance.now();
+    }
     const p = new Path2D();
     geoPath(projection, context(p))(f);
     land.addPath(p);
@@ -78,6 +87,7 @@ function build(topo: Countries, detail: Basemap['detail']): Basemap {
       bounds.set(name, [x0, y0, x1, y1]);
     }
   }
+  await yieldNow();
   const borders = new Path2D();
   geoPath(projection, context(borders))(mesh(topo, obj, (a, b) => a !== b));
   return { land, borders, countries, bounds, detail };

@@ -20,8 +20,9 @@ export interface Layer {
 
 const MIN_K = 0.25;
 const MAX_K = 4096;
-/** Above this zoom the 1:50m outlines are worth their weight. */
-const DETAIL_K = 6;
+/** Above this zoom (about a country filling the view) the 1:50m outlines
+ *  are worth their weight; a continent reads well at 1:110m. */
+const DETAIL_K = 12;
 
 export class MapView {
   readonly canvas: HTMLCanvasElement;

@@ -20,6 +20,8 @@ declare global {
       ready: boolean;
       points: number;
       firstRenderMs: number | null;
+      /** performance.now() when every device was first drawn. */
+      drawnAt: number | null;
       markers: () => ReturnType<PointsLayer['markers']>;
       /** A device's position in world units, if it is on the map. */
       locate: (imsi: string) => { x: number; y: number } | null;
@@ -224,6 +226,7 @@ export const mapPage: PageFn = (root) => {
           ready: true,
           points: pts.n,
           firstRenderMs: window.__simguardMap?.firstRenderMs ?? performance.now() - t0,
+          drawnAt: window.__simguardMap?.drawnAt ?? performance.now(),
           markers: () => l.markers(),
           locate: (imsi) => {
             const i = l.pts.imsi.indexOf(imsi);
