@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use simguard_testkit::{have_freeradius, Nas};
+use simguard_testkit::{have_freeradius, need_peer, Nas};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,24 +27,11 @@ fn console_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../console")
 }
 
-fn have_browser() -> bool {
-    let node = Command::new("node")
+fn have_node() -> bool {
+    Command::new("node")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !node {
-        eprintln!("SKIP: node is missing (apt-get install nodejs npm)");
-        return false;
-    }
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!("SKIP: {CHROMIUM} is missing (apt-get install chromium fonts-liberation)");
-        return false;
-    }
-    if !console_dir().join("node_modules/playwright-core").exists() {
-        eprintln!("SKIP: console/node_modules is missing (building simguard-console runs npm ci)");
-        return false;
-    }
-    true
+        .is_ok_and(|o| o.status.success())
 }
 
 struct Demo {
@@ -78,9 +65,25 @@ impl Demo {
 
 #[test]
 fn console_in_chromium_against_the_demo() {
-    if !have_freeradius() || !have_browser() {
-        return;
-    }
+    need_peer!(
+        have_freeradius().then_some(()),
+        "FreeRADIUS (apt-get install freeradius)"
+    );
+    need_peer!(
+        have_node().then_some(()),
+        "node (apt-get install nodejs npm)"
+    );
+    need_peer!(
+        Path::new(CHROMIUM).exists().then_some(()),
+        "Chromium (apt-get install chromium fonts-liberation)"
+    );
+    need_peer!(
+        console_dir()
+            .join("node_modules/playwright-core")
+            .exists()
+            .then_some(()),
+        "console/node_modules (building simguard-console runs npm ci)"
+    );
     let nas = Nas::start(SECRET);
     let tmp = tempdir("console");
     let mut child = simguard()
