@@ -10,9 +10,12 @@
 //!   builds the same ids. Every occurrence is recorded in `alert_sources`;
 //!   one seen before changes nothing (a replay is a no-op row by row, on top
 //!   of the batch-level `applied_seq` guard).
-//! - Auto-clear: a `silent` alert clears when its device reports again
-//!   ([`AlertChange::DeviceOnline`], the engine's `CameOnline`). Every other
-//!   type is cleared by a person (the API).
+//! - Auto-clear when the condition ends: a `silent` alert clears when its
+//!   device reports again ([`AlertChange::DeviceOnline`], the engine's
+//!   `CameOnline`); a usage alert (`rule:<id>` of a rule with a usage
+//!   trigger, `declared_volume`) when the period in which the limit was
+//!   exceeded ends ([`AlertChange::UsageBackUnder`], the engine's
+//!   `UsageBackUnder`). Every other type is cleared by a person (the API).
 //! - The outbox: an alert's `raised` and `cleared` events are routed to
 //!   subscriptions (`outbox.rs`) in the same transaction as the change.
 //!   Repeats, acknowledgements and comments notify nobody.
@@ -82,7 +85,22 @@ pub enum AlertChange {
         imsi: Digits,
         time: i64,
     },
+    /// The period in which the device exceeded a usage limit ended (noticed
+    /// at journal sequence `seq`): its active alert of type `kind`
+    /// (`rule:<id>`, `declared_volume`), if raised before `seq`, clears.
+    UsageBackUnder {
+        seq: u64,
+        imsi: Digits,
+        kind: String,
+        /// The end of the period, Unix ms: when the condition ended.
+        time: i64,
+    },
 }
+
+/// `cleared_by` of an alert cleared because its device reported again.
+pub const CLEARED_ONLINE: &str = "auto: the device reported again";
+/// `cleared_by` of a usage alert whose period ended.
+pub const CLEARED_USAGE: &str = "auto: usage back under the limit (period ended)";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AlertState {
@@ -325,24 +343,18 @@ pub(crate) fn apply(
                 }
             }
             AlertChange::DeviceOnline { seq, imsi, time } => {
-                let ids: Vec<i64> = tx
-                    .prepare_cached(
-                        "SELECT id FROM alerts WHERE subject_type = 'device' AND subject = ?1
-                           AND kind = 'silent' AND state = 'active' AND last_source < ?2",
-                    )?
-                    .query_map(
-                        params![imsi.to_string(), (seq << 9).min(i64::MAX as u64) as i64],
-                        |r| r.get(0),
-                    )?
-                    .collect::<rusqlite::Result<_>>()?;
-                for id in ids {
-                    tx.prepare_cached(
-                        "UPDATE alerts SET state = 'cleared', end_time = ?2, clear_time = ?2,
-                           cleared_by = 'auto: the device reported again' WHERE id = ?1",
-                    )?
-                    .execute(params![id, time])?;
-                    notify(tx, routing, id as u64, "cleared", *time)?;
-                    touch(id as u64);
+                for id in auto_clear(tx, routing, *seq, *imsi, "silent", *time, CLEARED_ONLINE)? {
+                    touch(id);
+                }
+            }
+            AlertChange::UsageBackUnder {
+                seq,
+                imsi,
+                kind,
+                time,
+            } => {
+                for id in auto_clear(tx, routing, *seq, *imsi, kind, *time, CLEARED_USAGE)? {
+                    touch(id);
                 }
             }
         }
@@ -356,6 +368,46 @@ pub(crate) fn apply(
         }
     }
     Ok(Ok(out))
+}
+
+/// Clears the device's active alert of type `kind` when the condition
+/// behind it ended at journal sequence `seq`, and routes its `cleared`
+/// event. Only an alert whose latest occurrence came before `seq` (source
+/// keys grow with the sequence: `seq << 9`): one raised again by the same
+/// or a later event stands, and a replay of the batch finds nothing active
+/// to clear. Returns the alerts cleared.
+fn auto_clear(
+    tx: &Transaction<'_>,
+    routing: &Routing,
+    seq: u64,
+    imsi: Digits,
+    kind: &str,
+    time: i64,
+    by: &str,
+) -> rusqlite::Result<Vec<u64>> {
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM alerts WHERE subject_type = 'device' AND subject = ?1
+               AND kind = ?2 AND state = 'active' AND last_source < ?3",
+        )?
+        .query_map(
+            params![
+                imsi.to_string(),
+                kind,
+                (seq << 9).min(i64::MAX as u64) as i64
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for &id in &ids {
+        tx.prepare_cached(
+            "UPDATE alerts SET state = 'cleared', end_time = ?2, clear_time = ?2,
+               cleared_by = ?3 WHERE id = ?1",
+        )?
+        .execute(params![id, time, by])?;
+        notify(tx, routing, id as u64, "cleared", time)?;
+    }
+    Ok(ids.into_iter().map(|id| id as u64).collect())
 }
 
 /// One occurrence; returns the alert it opened or updated (None: seen before).

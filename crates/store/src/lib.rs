@@ -30,7 +30,7 @@ mod users;
 
 pub use alerts::{
     Alert, AlertChange, AlertComment, AlertCursor, AlertFilter, AlertRaise, AlertSource,
-    AlertState, AlertUpdate, AlertWriter,
+    AlertState, AlertUpdate, AlertWriter, CLEARED_ONLINE, CLEARED_USAGE,
 };
 pub use audit::{AuditCursor, AuditEntry, AuditFilter, StoredResult};
 pub use cells::{CellImport, CellRow, Radio};

@@ -5,8 +5,8 @@
 
 use simguard_engine::{Digits, Severity};
 use simguard_store::{
-    AlertChange, AlertRaise, AlertSource, AlertWriter, AttemptResult, OutboxWriter, Routing, Store,
-    StoreBatch, Subscription,
+    AlertChange, AlertRaise, AlertSource, AlertState, AlertWriter, AttemptResult, OutboxWriter,
+    Routing, Store, StoreBatch, Subscription, CLEARED_USAGE,
 };
 use std::sync::Arc;
 
@@ -380,4 +380,143 @@ fn attempts_retries_and_receipts_are_recorded() {
     let counts = w.channel_counts().unwrap();
     assert_eq!(counts.len(), 1);
     assert_eq!((counts[0].channel.as_str(), counts[0].sent), ("sms", 1));
+}
+
+/// A `notify` action's alert ("rule:<id>") on `dev`, from action `seq << 8
+/// | index`.
+fn rule_alert(seq: u64, index: u64, dev: &str, rule: &str, time: i64) -> AlertChange {
+    AlertChange::Raise(AlertRaise {
+        source: AlertSource::Action((seq << 8) | index),
+        kind: format!("rule:{rule}"),
+        subject_type: "device".into(),
+        subject: dev.into(),
+        imsi: Some(Digits::parse(dev).unwrap()),
+        tenant: Some("acme".into()),
+        group: Some("acme-meters".into()),
+        severity: None,
+        time,
+        finding: None,
+        summary: "usage sent 80000 bytes this day".into(),
+    })
+}
+
+#[test]
+fn a_usage_alert_clears_when_its_period_ends_and_the_clear_is_routed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("s.db")).unwrap();
+    store.set_routing(routing(vec![
+        sub(r#"name = "ops"
+               channel = "mail"
+               types = ["rule:day-cap"]
+               recipients = ["ops@acme.example"]"#),
+        sub(r#"name = "raises-only"
+               channel = "siem"
+               on_clear = false"#),
+    ]));
+    let (a, b) = ("901700000000001", "901700000000002");
+    let midnight = (NOON / 86_400_000 + 1) * 86_400_000;
+    apply(
+        &mut store,
+        1,
+        vec![
+            rule_alert(1, 0, a, "day-cap", NOON),
+            rule_alert(1, 1, b, "day-cap", NOON),
+        ],
+    );
+    apply(
+        &mut store,
+        2,
+        vec![rule_alert(2, 0, a, "other", NOON + MIN)],
+    );
+    let r = Store::open_reader(dir.path().join("s.db")).unwrap();
+    let id = AlertSource::Action(1 << 8).key();
+    let id_b = AlertSource::Action((1 << 8) | 1).key();
+    let other = AlertSource::Action(2 << 8).key();
+
+    // Device a's day ended (noticed at seq 3); device b's alert was raised
+    // again by the same event that ends its period (seq 3): it stands.
+    let applied = store
+        .apply_batch(&StoreBatch {
+            seq: 3,
+            alerts: vec![
+                AlertChange::UsageBackUnder {
+                    seq: 3,
+                    imsi: Digits::parse(a).unwrap(),
+                    kind: "rule:day-cap".into(),
+                    time: midnight,
+                },
+                rule_alert(3, 0, b, "day-cap", midnight + MIN),
+                AlertChange::UsageBackUnder {
+                    seq: 3,
+                    imsi: Digits::parse(b).unwrap(),
+                    kind: "rule:day-cap".into(),
+                    time: midnight,
+                },
+            ],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    let al = r.alert(id).unwrap().unwrap();
+    assert_eq!(al.state, AlertState::Cleared);
+    assert_eq!(al.end, Some(midnight));
+    assert_eq!(al.clear_time, Some(midnight));
+    assert_eq!(
+        al.cleared_by.as_deref(),
+        Some("auto: usage back under the limit (period ended)")
+    );
+    assert_eq!(al.cleared_by.as_deref(), Some(CLEARED_USAGE));
+    assert_eq!(r.alert(other).unwrap().unwrap().state, AlertState::Active);
+    assert_eq!(r.alert(id_b).unwrap().unwrap().state, AlertState::Active);
+    assert!(
+        applied
+            .alerts
+            .iter()
+            .any(|x| x.id == id && x.state == AlertState::Cleared),
+        "the clear is among the batch's alert changes (the live stream's)"
+    );
+
+    // Its `cleared` event goes to the subscription that wants clears.
+    let rows = |alert: u64| -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = r
+            .outbox(Some(alert))
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.event, n.subscription, n.status))
+            .collect();
+        v.sort();
+        v
+    };
+    let row = |e: &str, s: &str| (e.to_string(), s.to_string(), "pending".to_string());
+    assert_eq!(
+        rows(id),
+        vec![
+            row("cleared", "ops"),
+            row("raised", "ops"),
+            row("raised", "raises-only")
+        ]
+    );
+    let cleared = r
+        .outbox(Some(id))
+        .unwrap()
+        .into_iter()
+        .find(|n| n.event == "cleared")
+        .unwrap();
+    assert_eq!(cleared.id, format!("{id}.cleared.ops:ops@acme.example"));
+    assert_eq!(cleared.created, midnight);
+
+    // A replay of the batch, and a later end of the same period, change nothing.
+    for seq in [3, 4] {
+        apply(
+            &mut store,
+            seq,
+            vec![AlertChange::UsageBackUnder {
+                seq,
+                imsi: Digits::parse(a).unwrap(),
+                kind: "rule:day-cap".into(),
+                time: midnight,
+            }],
+        );
+    }
+    assert_eq!(rows(id).len(), 3);
+    assert_eq!(r.alert(id).unwrap().unwrap().clear_time, Some(midnight));
 }
