@@ -7,14 +7,16 @@
 use crate::detect::{AcctCtx, DetectOptions, Detection, Names, Sink};
 use crate::device::{session_key, Device, LivenessOptions, Provisioning, RecordSyms, Sym};
 use crate::event::{AcctRecord, AcctStatus, Event, FlowRecord};
+use crate::finding::FindingKind;
 use crate::ids::Digits;
 use crate::inventory::{DeviceRecord, Group, Lifecycle, Tenant};
 use crate::iptable::{DeviceRef, IpTable};
 use crate::policy::{FirewallPolicy, PolicyAction};
 use crate::rules::{
-    strength, Action, ActionKind, ConnectivityEvent, Rule, RuleMode, RuleState, Signal, UsagePeriod,
+    strength, Action, ActionKind, ConnectivityEvent, Rule, RuleMode, RuleState, Signal, Trigger,
+    UsageLimit, UsagePeriod,
 };
-use crate::time::{DAY_MS, HOUR_MS};
+use crate::time::{month_start, DAY_MS, HOUR_MS};
 use crate::traffic::{FlowDirection, RecentFlow, Ring, TrafficProfile, Violation};
 use crate::Output;
 use serde::{Deserialize, Serialize};
@@ -330,6 +332,28 @@ pub struct Engine {
     rule_state: BTreeMap<(Digits, String), RuleState>,
     /// Actions that undo themselves: (when, IMSI, action id) → what to do.
     expiries: BTreeMap<(i64, Digits, u64), Expiry>,
+    /// Usage limits exceeded in a period that has not ended yet: (end of
+    /// the period, IMSI, limit). When accounting time reaches the end, the
+    /// usage is back under the limit and `Output::UsageBackUnder` comes out.
+    /// Engine-wide and ordered by time, like `expiries`, rather than on each
+    /// device: a tick fires what is due without visiting devices, and a
+    /// device that never exceeds anything pays nothing. Bounded per device:
+    /// one entry per usage rule (at most `MAX_RULES`) and per-period finding
+    /// kind, because a device's counters only ever count the newest period
+    /// (the entry of the previous one fired before a newer one can be added).
+    /// Encoded after the rest in snapshots (see `encode_snapshot`).
+    #[serde(skip)]
+    exceeded: BTreeSet<(i64, Digits, Exceeded)>,
+}
+
+/// Which usage limit an entry of `Engine::exceeded` is about.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+enum Exceeded {
+    /// A rule's usage trigger, by its interned id (rule ids are few and
+    /// already bounded by `MAX_RULES`; a symbol keeps the entry small).
+    Rule(Sym),
+    /// A per-period finding kind (`FindingKind::usage_period_end`).
+    Finding(FindingKind),
 }
 
 /// A pending reversal of an action with an expiry.
@@ -342,8 +366,12 @@ struct Expiry {
     set: Lifecycle,
 }
 
-/// Version 4: response rules. (3: detection; 2: flows.)
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS4";
+/// Version 5: usage limits exceeded in the current period, encoded after
+/// the version 4 body so that a version 4 snapshot still loads (with none:
+/// an alert raised before the upgrade is then cleared by a person). (4:
+/// response rules; 3: detection; 2: flows.)
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS5";
+const SNAPSHOT_MAGIC_V4: &[u8; 4] = b"SGS4";
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
@@ -365,6 +393,7 @@ impl Engine {
             rules: BTreeMap::new(),
             rule_state: BTreeMap::new(),
             expiries: BTreeMap::new(),
+            exceeded: BTreeSet::new(),
         }
     }
 
@@ -407,10 +436,16 @@ impl Engine {
         if let Some(t) = event.time() {
             self.clock = self.clock.max(t);
         }
+        if let Event::Accounting(AcctRecord { time, .. }) | Event::Tick { time } = event {
+            self.detect.acct_clock = self.detect.acct_clock.max(*time);
+        }
+        // Before this event's own outputs: a record of the new period that
+        // crosses the limit again then raises a new alert instead of
+        // repeating the one that is about to clear.
+        self.usage_back_under(out);
         match event {
             Event::Accounting(r) => {
                 self.stats.accounting_records += 1;
-                self.detect.acct_clock = self.detect.acct_clock.max(r.time);
                 let nas = self.syms.intern(&r.nas);
                 let apn = r.apn.as_deref().map(|a| self.syms.intern(a));
                 let opts = self.options.liveness;
@@ -490,6 +525,7 @@ impl Engine {
                         apn,
                         picked_up: before.is_none() && r.status != AcctStatus::Start,
                     };
+                    let findings_from = out.len();
                     let mut sink = Sink {
                         seq,
                         index: &mut self.finding_index,
@@ -497,6 +533,15 @@ impl Engine {
                     };
                     self.detect
                         .on_accounting(&self.options.detect, &mut sink, dev, &cx);
+                    for o in &out[findings_from..] {
+                        if let Output::Finding(f) = o {
+                            if let (Some(end), Some(imsi)) =
+                                (f.kind.usage_period_end(f.time), f.imsi())
+                            {
+                                self.exceeded.insert((end, imsi, Exceeded::Finding(f.kind)));
+                            }
+                        }
+                    }
                     if watch {
                         rule_signals(
                             dev,
@@ -527,9 +572,7 @@ impl Engine {
                     }
                 }
             }
-            Event::Tick { time } => {
-                self.detect.acct_clock = self.detect.acct_clock.max(*time);
-            }
+            Event::Tick { .. } => {} // moved the clocks above
             Event::UpsertTenant(t) => {
                 self.tenants.insert(t.id.clone(), t.clone());
                 out.push(Output::TenantChanged { id: t.id.clone() });
@@ -709,6 +752,13 @@ impl Engine {
                 .cloned()
                 .collect();
             for rule in firing {
+                if let Signal::Usage { period_end, .. } = &signal {
+                    // The condition holds until the period ends, whether or
+                    // not the cooldown lets this firing act.
+                    let sym = self.syms.intern(&rule.id);
+                    self.exceeded
+                        .insert((*period_end, imsi, Exceeded::Rule(sym)));
+                }
                 let key = (imsi, rule.id.clone());
                 let st = self.rule_state.entry(key).or_default();
                 if st.count > 0 && time - st.last_action < i64::from(rule.cooldown_secs) * 1000 {
@@ -868,6 +918,55 @@ impl Engine {
                 out,
             );
         }
+    }
+
+    /// Emits `UsageBackUnder` for every exceeded limit whose period has
+    /// ended in accounting time (records and ticks; flows are left out, as
+    /// for silence, because an exporter whose clock runs ahead must not end
+    /// a period early).
+    fn usage_back_under(&mut self, out: &mut Vec<Output>) {
+        let now = self.detect.acct_clock;
+        while let Some(&(end, imsi, which)) = self.exceeded.first() {
+            if end > now {
+                break;
+            }
+            self.exceeded.pop_first();
+            let limit = match which {
+                Exceeded::Rule(sym) => {
+                    let id = self.syms.resolve(sym);
+                    // A rule since given another kind of trigger: its
+                    // alert now stands for something else. (A deleted
+                    // rule's alert still clears: nothing else would.)
+                    if self
+                        .rules
+                        .get(id)
+                        .is_some_and(|r| !matches!(r.trigger, Trigger::Usage { .. }))
+                    {
+                        continue;
+                    }
+                    UsageLimit::Rule(id.to_string())
+                }
+                Exceeded::Finding(kind) => UsageLimit::Finding(kind),
+            };
+            out.push(Output::UsageBackUnder {
+                imsi,
+                limit,
+                period_end: end,
+                time: now,
+            });
+        }
+    }
+
+    /// Usage limits exceeded in a period that has not ended (in accounting
+    /// time), as (end of the period, IMSI, limit), soonest first.
+    pub fn exceeded_limits(&self) -> impl Iterator<Item = (i64, Digits, UsageLimit)> + '_ {
+        self.exceeded.iter().map(|&(end, imsi, which)| {
+            let limit = match which {
+                Exceeded::Rule(sym) => UsageLimit::Rule(self.syms.resolve(sym).to_string()),
+                Exceeded::Finding(kind) => UsageLimit::Finding(kind),
+            };
+            (end, imsi, limit)
+        })
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
@@ -1222,17 +1321,23 @@ impl Engine {
     pub fn encode_snapshot(&self) -> Result<Vec<u8>, EngineError> {
         let mut buf = Vec::with_capacity(64 + self.device_count() * 256);
         buf.extend_from_slice(SNAPSHOT_MAGIC);
-        Ok(postcard::to_extend(self, buf)?)
+        let buf = postcard::to_extend(self, buf)?;
+        Ok(postcard::to_extend(&self.exceeded, buf)?)
     }
 
     pub fn decode_snapshot(bytes: &[u8]) -> Result<Engine, EngineError> {
-        let Some(rest) = bytes.strip_prefix(SNAPSHOT_MAGIC) else {
+        let mut e: Engine = if let Some(rest) = bytes.strip_prefix(SNAPSHOT_MAGIC) {
+            let (mut e, tail): (Engine, &[u8]) = postcard::take_from_bytes(rest)?;
+            e.exceeded = postcard::from_bytes(tail)?;
+            e
+        } else if let Some(rest) = bytes.strip_prefix(SNAPSHOT_MAGIC_V4) {
+            postcard::from_bytes(rest)?
+        } else {
             return match bytes.get(..3) {
                 Some(b"SGS") => Err(EngineError::SnapshotVersion(bytes[3])),
                 _ => Err(EngineError::NotASnapshot),
             };
         };
-        let mut e: Engine = postcard::from_bytes(rest)?;
         e.syms.rebuild_index();
         if e.parts.len() != PARTITIONS {
             return Err(EngineError::Inconsistent("wrong number of partitions"));
@@ -1471,11 +1576,16 @@ fn rule_signals(
                 period: UsagePeriod::Month,
                 bytes: month_after,
                 before: month_before,
+                period_end: month_start(dev.usage.period.saturating_add(1)),
             },
         ));
     }
     if let Some(d) = dev.detect.as_deref() {
-        if d.day_up > day_before {
+        // Only a record of the day the counter counts: a late record of an
+        // earlier day added nothing to it, and must not be taken for a
+        // crossing of the newer day's count.
+        let day = r.time.div_euclid(DAY_MS);
+        if i64::from(d.day) == day && d.day_up > day_before {
             signals.push((
                 dev.imsi,
                 r.time,
@@ -1483,6 +1593,7 @@ fn rule_signals(
                     period: UsagePeriod::Day,
                     bytes: d.day_up,
                     before: day_before,
+                    period_end: (day + 1) * DAY_MS,
                 },
             ));
         }

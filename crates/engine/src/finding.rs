@@ -129,6 +129,20 @@ impl FindingKind {
             FindingKind::Overload => Detector::Overload,
         }
     }
+
+    /// For a finding about usage over a limit in a calendar period, the end
+    /// of the period its `time` falls in (Unix ms): the condition ends there,
+    /// when the counter starts again from 0. None for every other kind.
+    /// `declared_volume` is the only one: the declared bytes per UTC day
+    /// (the learned volume baselines judge single reports, not periods).
+    pub fn usage_period_end(self, time: i64) -> Option<i64> {
+        match self {
+            FindingKind::DeclaredVolume => {
+                Some((time.div_euclid(crate::time::DAY_MS) + 1) * crate::time::DAY_MS)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for FindingKind {

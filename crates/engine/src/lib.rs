@@ -115,6 +115,20 @@ pub enum Output {
     RuleChanged {
         id: String,
     },
+    /// The period in which a device exceeded a usage limit has ended: the
+    /// counter of the new period starts from 0, under the limit, so the
+    /// condition is over (the store auto-clears the alert it raised). Once
+    /// per device, limit and period in which the limit was exceeded; it
+    /// comes out of the first event whose time (accounting or tick) reaches
+    /// `period_end`, before that event's own outputs.
+    UsageBackUnder {
+        imsi: Digits,
+        limit: rules::UsageLimit,
+        /// End of the period in which the limit was exceeded, Unix ms.
+        period_end: i64,
+        /// Event time at which it was noticed (>= `period_end`).
+        time: i64,
+    },
     /// A device's serving network or cell changed (or was first reported):
     /// a point of its location trail. Only records at least as new as the
     /// device's location make one (a late record does not move it back).

@@ -263,11 +263,25 @@ pub enum Signal {
         period: UsagePeriod,
         bytes: u64,
         before: u64,
+        /// End of the period `bytes` counts (Unix ms): where the counter
+        /// starts again from 0, so the usage is back under any limit.
+        period_end: i64,
     },
     Connectivity {
         event: ConnectivityEvent,
         detail: String,
     },
+}
+
+/// A usage limit that a device exceeded in a period, named for the alert it
+/// raised: see [`crate::Output::UsageBackUnder`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum UsageLimit {
+    /// The usage trigger of the response rule with this id (its `notify`
+    /// steps raise the alert `rule:<id>`).
+    Rule(String),
+    /// A per-period volume finding of detection (`declared_volume`).
+    Finding(FindingKind),
 }
 
 impl Signal {
@@ -285,6 +299,7 @@ impl Signal {
                     period,
                     bytes,
                     before,
+                    ..
                 },
                 Trigger::Usage {
                     period: p,
@@ -415,6 +430,7 @@ mod tests {
             period: UsagePeriod::Day,
             bytes: 2_000,
             before: 900,
+            period_end: 86_400_000,
         };
         assert!(u.matches(&Trigger::Usage {
             period: UsagePeriod::Day,

@@ -1456,3 +1456,191 @@ fn an_unprovisioned_sim_can_be_disconnected_though_it_has_no_lifecycle() {
     assert_eq!((acts[0].from, acts[0].to), (None, None));
     assert_eq!(e.lifecycle(imsi(7)), None);
 }
+
+// ---- usage limits end with their period ----
+
+use simguard_engine::rules::UsageLimit;
+
+/// The `UsageBackUnder` outputs, as (IMSI suffix, limit, period end, time).
+fn back_under(out: &[Output]) -> Vec<(u64, UsageLimit, i64, i64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::UsageBackUnder {
+                imsi,
+                limit,
+                period_end,
+                time,
+            } => Some((imsi.value() % 100_000, limit.clone(), *period_end, *time)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Device 1 sends 80 kB on day D against a daily rule cap of 50 kB and a
+/// declared 60 kB a day; device 2 sends 20 kB. Day D+1: device 1 crosses
+/// the rule's cap again (60 kB); a tick ends D+1.
+fn usage_days() -> (Vec<Event>, i64) {
+    let d0 = T0.div_euclid(DAY) * DAY; // midnight starting day D
+    let mut ev = vec![
+        group(
+            "meters",
+            DeclaredProfile {
+                max_bytes_per_day: Some(60_000),
+                ..Default::default()
+            },
+        ),
+        provision(1, "meters"),
+        provision(2, "meters"),
+        Event::UpsertRule(rule(
+            "day-cap",
+            Trigger::Usage {
+                period: UsagePeriod::Day,
+                max_bytes: 50_000,
+            },
+            vec![step(ActionKind::Notify)],
+        )),
+    ];
+    for (n, up) in [(1, 80_000), (2, 20_000)] {
+        let s = format!("s{n}");
+        ev.push(Rec::new(n, AcctStatus::Start, &s, d0 + 22 * HOUR).ev());
+        ev.push(
+            Rec::new(n, AcctStatus::Interim, &s, d0 + 23 * HOUR)
+                .up(up / 2)
+                .ev(),
+        );
+        ev.push(
+            Rec::new(n, AcctStatus::Interim, &s, d0 + 23 * HOUR + 30 * MIN)
+                .up(up)
+                .ev(),
+        );
+    }
+    // The last moment of day D changes nothing.
+    ev.push(Event::Tick { time: d0 + DAY - 1 });
+    // Device 2's record after midnight: the first event of D+1.
+    ev.push(
+        Rec::new(2, AcctStatus::Interim, "s2", d0 + DAY + 5 * MIN)
+            .up(20_000)
+            .ev(),
+    );
+    // Device 1 without new usage, then over the cap of D+1.
+    ev.push(
+        Rec::new(1, AcctStatus::Interim, "s1", d0 + DAY + 10 * MIN)
+            .up(80_000)
+            .ev(),
+    );
+    ev.push(
+        Rec::new(1, AcctStatus::Interim, "s1", d0 + DAY + HOUR)
+            .up(140_000)
+            .ev(),
+    );
+    // Ticks end D+1, then D+2 (nothing was exceeded on D+2).
+    ev.push(Event::Tick {
+        time: d0 + 2 * DAY + MIN,
+    });
+    ev.push(Event::Tick {
+        time: d0 + 3 * DAY + MIN,
+    });
+    (ev, d0)
+}
+
+#[test]
+fn a_usage_limit_is_back_under_once_when_its_period_ends() {
+    let (ev, d0) = usage_days();
+    let mut e = Engine::new(EngineOptions::default());
+    // Outputs per event, to see which event emitted what.
+    let mut per_event: Vec<Vec<Output>> = Vec::new();
+    for (i, x) in ev.iter().enumerate() {
+        let mut out = Vec::new();
+        e.apply(i as u64 + 1, x, &mut out);
+        per_event.push(out);
+    }
+    let all: Vec<Output> = per_event.iter().flatten().cloned().collect();
+
+    let notified: Vec<(u64, i64)> = actions(&all)
+        .iter()
+        .map(|a| (a.imsi.value() % 100_000, a.time))
+        .collect();
+    assert_eq!(
+        notified,
+        vec![(1, d0 + 23 * HOUR + 30 * MIN), (1, d0 + DAY + HOUR)],
+        "device 1 crosses the cap on D and on D+1; a record of D+1 without usage is no crossing"
+    );
+    assert_eq!(
+        kinds_of(&all, 1)
+            .iter()
+            .filter(|k| **k == FindingKind::DeclaredVolume)
+            .count(),
+        1
+    );
+
+    let day_cap = || UsageLimit::Rule("day-cap".into());
+    let declared = UsageLimit::Finding(FindingKind::DeclaredVolume);
+    assert_eq!(
+        back_under(&all),
+        vec![
+            (1, day_cap(), d0 + DAY, d0 + DAY + 5 * MIN),
+            (1, declared, d0 + DAY, d0 + DAY + 5 * MIN),
+            (1, day_cap(), d0 + 2 * DAY, d0 + 2 * DAY + MIN),
+        ],
+        "once per limit and period, for device 1 only (device 2 never exceeded)"
+    );
+
+    // Day D ends with the first event past midnight (device 2's record),
+    // not with the last tick of D, and before that event's own outputs.
+    let first_of_d1 = ev
+        .iter()
+        .position(|x| x.time() == Some(d0 + DAY + 5 * MIN))
+        .unwrap();
+    assert!(back_under(&per_event[first_of_d1 - 1]).is_empty());
+    let o = &per_event[first_of_d1];
+    assert_eq!(back_under(o).len(), 2);
+    assert!(
+        matches!(o[0], Output::UsageBackUnder { .. }),
+        "first: {:?}",
+        o[0]
+    );
+    // D+1 ends with a tick: journal ticks end periods of quiet devices.
+    assert_eq!(back_under(&per_event[ev.len() - 2]).len(), 1);
+    assert!(back_under(&per_event[ev.len() - 1]).is_empty());
+    assert_eq!(e.exceeded_limits().count(), 0, "nothing left pending");
+
+    // Within one event, the end of D comes before a crossing of D+1: the
+    // record that ends the period and crosses the cap again.
+    let mut ev2 = ev.clone();
+    ev2.remove(first_of_d1); // device 2's record
+    ev2.remove(first_of_d1); // device 1's record without usage
+    let (_, out2) = apply_all(&ev2);
+    let pos = |f: &dyn Fn(&Output) -> bool| out2.iter().position(f).unwrap();
+    let cleared =
+        pos(&|o| matches!(o, Output::UsageBackUnder { period_end, .. } if *period_end == d0 + DAY));
+    let second = pos(&|o| matches!(o, Output::Action(a) if a.time == d0 + DAY + HOUR));
+    assert!(cleared < second, "{cleared} < {second}");
+}
+
+#[test]
+fn usage_limits_replay_and_survive_a_snapshot() {
+    let (ev, d0) = usage_days();
+    let (_, straight) = apply_all(&ev);
+    let (_, again) = apply_all(&ev);
+    assert_eq!(straight, again, "the same journal gives the same outputs");
+    assert_eq!(back_under(&straight).len(), 3);
+
+    // Snapshot just before midnight, while day D's limits are pending.
+    let cut = ev
+        .iter()
+        .position(|x| x.time() == Some(d0 + DAY - 1))
+        .unwrap()
+        + 1;
+    let (e, mut out) = apply_all(&ev[..cut]);
+    assert_eq!(e.exceeded_limits().count(), 2);
+    let mut r = Engine::decode_snapshot(&e.encode_snapshot().unwrap()).unwrap();
+    assert_eq!(
+        r.exceeded_limits().collect::<Vec<_>>(),
+        e.exceeded_limits().collect::<Vec<_>>()
+    );
+    for (i, x) in ev.iter().enumerate().skip(cut) {
+        r.apply(i as u64 + 1, x, &mut out);
+    }
+    assert_eq!(back_under(&out), back_under(&straight));
+    assert_eq!(out, straight);
+}

@@ -14,7 +14,7 @@
 
 use crate::metrics::Metrics;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockWriteGuard};
-use simguard_engine::rules::{Action, ActionKind, RuleMode};
+use simguard_engine::rules::{Action, ActionKind, RuleMode, UsageLimit};
 use simguard_engine::{Digits, Engine, Event, Finding, Output, Subject};
 use simguard_journal::{Journal, JournalOptions};
 use simguard_store::snapshots::{self, SnapshotInfo};
@@ -455,13 +455,33 @@ impl SinkState {
             | Output::WentOffline { .. }
             | Output::UnattributedFlow { .. }
             | Output::PolicyViolation { .. } => {}
-            // Alerts auto-clear only here: a `silent` alert clears when its
-            // device reports again. Every other type is cleared by a person.
+            // Alerts auto-clear only when their condition ends, which the
+            // engine decides: a `silent` alert when its device reports
+            // again, a usage alert when the period in which the limit was
+            // exceeded ends. Every other type is cleared by a person.
             Output::CameOnline { imsi, time } => {
                 self.batch.alerts.push(AlertChange::DeviceOnline {
                     seq,
                     imsi: *imsi,
                     time: *time,
+                });
+            }
+            Output::UsageBackUnder {
+                imsi,
+                limit,
+                period_end,
+                ..
+            } => {
+                let kind = match limit {
+                    // The type `alert_of_notify` gives the rule's alerts.
+                    UsageLimit::Rule(id) => format!("rule:{id}"),
+                    UsageLimit::Finding(k) => k.as_str().to_string(),
+                };
+                self.batch.alerts.push(AlertChange::UsageBackUnder {
+                    seq,
+                    imsi: *imsi,
+                    kind,
+                    time: *period_end,
                 });
             }
             // Written with the batch; announced once it has committed. Each

@@ -1085,3 +1085,171 @@ cooldown_secs = 300
         .to_string();
     assert!(e.contains("rules[0].steps[0].kbps"), "{e}");
 }
+
+/// The alerts of one type about one device, once `pred` holds for the
+/// first (the sink commits alert changes within about a second).
+async fn alert_when(
+    c: &Client,
+    imsi: &str,
+    kind: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let v = c
+            .ok(ADMIN, &format!("/api/v1/alerts?imsi={imsi}&type={kind}"))
+            .await;
+        let items = v["items"].as_array().unwrap();
+        if let Some(a) = items.first().filter(|a| pred(a)) {
+            assert_eq!(items.len(), 1, "one alert: {v}");
+            return a.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 6's auto-clear of usage alerts, over real sockets: radclient's
+/// accounting crosses a daily usage cap whose rule notifies, which raises
+/// the alert `rule:day-cap`; the first record after midnight (event time:
+/// the records are dated tomorrow, ahead of the server's wall-clock ticks)
+/// ends the day, and the alert clears itself with the automatic reason,
+/// its end at midnight, its `cleared` notification routed, and the change
+/// on the live stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_usage_alert_clears_itself_when_the_day_ends() {
+    const DAY_S: i64 = 86_400;
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on the webhook's port: its rows stay in the outbox.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = start_with(config_with(
+        dir.path(),
+        &format!(
+            r#"
+[[notify.subscriptions]]
+name = "ops"
+channel = "siem"
+types = ["rule:day-cap"]
+[notify.channels.siem]
+type = "webhook"
+url = "http://127.0.0.1:{port}/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+"#
+        ),
+    ))
+    .await;
+    let c = Client::of(&server);
+    inventory(&c).await;
+    c.must(
+        Method::POST,
+        "/api/v1/rules",
+        json!({
+            "id": "day-cap",
+            "mode": "enforce",
+            "scope": {"tenant": "acme"},
+            "trigger": {"usage": {"period": "day", "max_bytes": 500}},
+            "steps": [{"action": "notify"}]
+        }),
+    )
+    .await;
+    let imsi = "901700000000104";
+    let midnight = (now_ms() / 1000 / DAY_S + 2) * DAY_S; // a future midnight, s
+    let acct = |status, time, session_time| Acct {
+        imsi,
+        ip: "10.9.1.4",
+        status,
+        session: "cap-1",
+        time,
+        session_time,
+    };
+    let mut stream = c
+        .http
+        .get(format!("{}/api/v1/events", c.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    // Day D: 1000 bytes up (900 of its own, net of the download's ACKs) > 500.
+    radclient(
+        server.acct_addr,
+        dir.path(),
+        "day-d",
+        &[
+            acct("Start", midnight - 1200, None),
+            acct("Interim-Update", midnight - 600, Some(600)),
+        ],
+    )
+    .await;
+    let raised = alert_when(&c, imsi, "rule:day-cap", "the raise", |a| {
+        a["state"] == "active"
+    })
+    .await;
+    assert_eq!(raised["tenant"], "acme");
+    assert!(raised["cleared_by"].is_null(), "{raised}");
+    // Ticks (wall clock, before D ends) change nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still = alert_when(&c, imsi, "rule:day-cap", "no change", |_| true).await;
+    assert_eq!(still["state"], "active", "{still}");
+
+    // Day D+1: the session goes on without new usage. The day has ended.
+    radclient(
+        server.acct_addr,
+        dir.path(),
+        "day-d1",
+        &[acct("Interim-Update", midnight + 600, Some(1800))],
+    )
+    .await;
+    let cleared = alert_when(&c, imsi, "rule:day-cap", "the auto-clear", |a| {
+        a["state"] == "cleared"
+    })
+    .await;
+    assert_eq!(cleared["id"], raised["id"]);
+    assert_eq!(
+        cleared["cleared_by"],
+        "auto: usage back under the limit (period ended)"
+    );
+    assert_eq!(cleared["end_ms"], midnight * 1000);
+    assert_eq!(cleared["cleared_at_ms"], midnight * 1000);
+    assert_eq!(cleared["count"], 1, "no new crossing on D+1: {cleared}");
+
+    // The clear went to the subscription (on_clear by default) ...
+    let id: u64 = raised["id"].as_str().unwrap().parse().unwrap();
+    let events: Vec<String> = Store::open_reader(dir.path().join("simguard.db"))
+        .unwrap()
+        .outbox(Some(id))
+        .unwrap()
+        .into_iter()
+        .map(|n| format!("{}.{}", n.event, n.subscription))
+        .collect();
+    assert!(
+        events.contains(&"raised.ops".to_string()) && events.contains(&"cleared.ops".to_string()),
+        "{events:?}"
+    );
+    // ... and on the live stream, as a person's clear would be.
+    let want = format!("\"id\":\"{id}\"");
+    let mut text = String::new();
+    let t0 = std::time::Instant::now();
+    while !text.split("\n\n").any(|b| {
+        b.contains("event: alert") && b.contains(&want) && b.contains("\"state\":\"cleared\"")
+    }) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{text}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(stream);
+    server.shutdown().await;
+}
