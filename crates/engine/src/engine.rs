@@ -366,12 +366,11 @@ struct Expiry {
     set: Lifecycle,
 }
 
-/// Version 5: usage limits exceeded in the current period, encoded after
-/// the version 4 body so that a version 4 snapshot still loads (with none:
-/// an alert raised before the upgrade is then cleared by a person). (4:
-/// response rules; 3: detection; 2: flows.)
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS5";
-const SNAPSHOT_MAGIC_V4: &[u8; 4] = b"SGS4";
+/// Version 6: groups learn services (provider prefix, port, protocol) for
+/// new destinations, so older snapshots are rejected and the journal is
+/// replayed. (5: usage limits exceeded in the current period, encoded after
+/// the body; 4: response rules; 3: detection; 2: flows.)
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS6";
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
@@ -1330,8 +1329,6 @@ impl Engine {
             let (mut e, tail): (Engine, &[u8]) = postcard::take_from_bytes(rest)?;
             e.exceeded = postcard::from_bytes(tail)?;
             e
-        } else if let Some(rest) = bytes.strip_prefix(SNAPSHOT_MAGIC_V4) {
-            postcard::from_bytes(rest)?
         } else {
             return match bytes.get(..3) {
                 Some(b"SGS") => Err(EngineError::SnapshotVersion(bytes[3])),

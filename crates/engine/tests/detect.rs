@@ -1147,6 +1147,164 @@ fn beaconing_to_a_never_seen_destination_and_retries_to_a_known_one() {
     assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
 }
 
+/// Devices 1 to 4 online in group `g`; all talked to their head-end on the
+/// learning day, and device 4 has since completed small TLS sessions with a
+/// cloud service on two networks of 52.94.0.0/16 and on one of 13.32.0.0/16
+/// (no finding: under `new_destination_min_bytes`).
+fn cloud_service_fleet() -> (Vec<Event>, i64) {
+    let mut ev = two_online(DeclaredProfile::default());
+    for n in 3..=4 {
+        ev.push(provision(n, "g"));
+        ev.push(Rec::new(n, AcctStatus::Start, &format!("s{n}"), T0).ev());
+    }
+    let head_end = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
+    for h in 0..26 {
+        for n in 1..=4 {
+            ev.push(batch(vec![flow(
+                T0 + h * HOUR + n as i64,
+                me(n),
+                40_000,
+                head_end,
+                443,
+                6,
+                0x1b,
+                6_000,
+                8,
+            )]));
+        }
+    }
+    let day2 = T0 + 26 * HOUR;
+    for (i, a) in [[52, 94, 228, 52], [52, 94, 232, 206], [13, 32, 118, 129]]
+        .into_iter()
+        .enumerate()
+    {
+        ev.push(batch(vec![flow(
+            day2 + i as i64 * 10 * MIN,
+            me(4),
+            41_000 + i as u16,
+            IpAddr::V4(Ipv4Addr::from(a)),
+            443,
+            6,
+            0x1b,
+            6_000,
+            12,
+        )]));
+    }
+    (ev, day2 + HOUR)
+}
+
+#[test]
+fn a_new_address_of_a_known_cloud_service_is_not_a_new_destination_and_a_new_prefix_is() {
+    let (mut ev, t) = cloud_service_fleet();
+    let upload = |n: u64, to: [u8; 4], port: u16, proto: u8, flags: u8| {
+        batch(vec![flow(
+            t,
+            me(n),
+            42_000,
+            IpAddr::V4(Ipv4Addr::from(to)),
+            port,
+            proto,
+            flags,
+            528_817,
+            600,
+        )])
+    };
+    // The benign twin (the IoT-23 Echo): a completed TLS session uploading
+    // 529 kB to a third network of the service's /16.
+    ev.push(upload(4, [52, 94, 240, 174], 443, 6, 0x1b));
+    // Must fire: the same upload to a /16 the group never reached...
+    ev.push(upload(1, [52, 95, 7, 9], 443, 6, 0x1b));
+    // ...to the known prefix on another port (not the same service)...
+    ev.push(upload(2, [52, 94, 240, 174], 8443, 6, 0x1b));
+    // ...and to a prefix where the group used only one network.
+    ev.push(upload(3, [13, 32, 99, 123], 443, 6, 0x1b));
+    let out = run(&ev);
+    assert!(kinds_of(&out, 4).is_empty(), "{:?}", kinds_of(&out, 4));
+    for (n, addr) in [(1, "52.95.7.9"), (2, "52.94.240.174"), (3, "13.32.99.123")] {
+        let f = first(&out, n, FindingKind::NewDestination)
+            .unwrap_or_else(|| panic!("device {n}: new destination"));
+        assert!(f.evidence.summary.contains(addr), "{}", f.evidence.summary);
+    }
+
+    // Off (known_service_min_networks = 0): every new network is new again.
+    let mut opts = EngineOptions::default();
+    opts.detect.known_service_min_networks = 0;
+    let mut e = Engine::new(opts);
+    let mut off = Vec::new();
+    for (i, x) in ev.iter().enumerate() {
+        e.apply(i as u64 + 1, x, &mut off);
+    }
+    assert_eq!(
+        kinds_of(&off, 4),
+        vec![FindingKind::NewDestination],
+        "the twin's upload without service learning"
+    );
+}
+
+#[test]
+fn unanswered_beacons_into_a_known_cloud_prefix_are_still_c2_like() {
+    let (mut ev, t) = cloud_service_fleet();
+    // Device 1 retries a SYN every 2 minutes to a new address inside the
+    // service's /16, port 443: nobody answers, so it is not that service.
+    for i in 0..6 {
+        ev.push(batch(vec![flow(
+            t + i * 2 * MIN,
+            me(1),
+            38_086,
+            IpAddr::V4(Ipv4Addr::new(52, 94, 250, 1)),
+            443,
+            6,
+            0x02,
+            180,
+            3,
+        )]));
+    }
+    let out = run(&ev);
+    let f = first(&out, 1, FindingKind::NewDestination).expect("beaconing");
+    assert!(
+        f.evidence.summary.contains("C&C-like"),
+        "{}",
+        f.evidence.summary
+    );
+    assert_eq!(f.onset, t);
+}
+
+#[test]
+fn an_exfiltration_flow_teaches_no_service() {
+    // Device 1 uploads to two new networks of one /16 (its finding is
+    // raised on the first; the second falls in the cooldown): neither is
+    // learned as a service, so device 2's upload to a third network of the
+    // same /16 is still a new destination.
+    let (mut ev, t) = cloud_service_fleet();
+    for (i, a) in [[198, 18, 1, 1], [198, 18, 2, 1]].into_iter().enumerate() {
+        ev.push(batch(vec![flow(
+            t + i as i64 * MIN,
+            me(1),
+            42_000,
+            IpAddr::V4(Ipv4Addr::from(a)),
+            443,
+            6,
+            0x1b,
+            2_000_000,
+            1_500,
+        )]));
+    }
+    ev.push(batch(vec![flow(
+        t + 10 * MIN,
+        me(2),
+        42_000,
+        IpAddr::V4(Ipv4Addr::new(198, 18, 3, 1)),
+        443,
+        6,
+        0x1b,
+        2_000_000,
+        1_500,
+    )]));
+    let out = run(&ev);
+    assert_eq!(kinds_of(&out, 1), vec![FindingKind::NewDestination]);
+    assert_eq!(kinds_of(&out, 2), vec![FindingKind::NewDestination]);
+}
+
 // ---- response rules (they act on what detection finds) ----
 
 use simguard_engine::rules::{

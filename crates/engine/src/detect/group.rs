@@ -1,6 +1,8 @@
 //! Per-group (cohort) detection state: what the group's devices normally
 //! send, when, from which kinds of device, and to where. Bounded per group:
-//! about 1.3 KB plus at most [`MAX_DESTINATIONS`] destinations and
+//! about 1.3 KB plus at most [`MAX_DESTINATIONS`] destinations,
+//! [`MAX_SERVICES`] services of [`SERVICE_NETWORKS`] networks each (24
+//! bytes apiece plus the map's nodes, about 120 KB when full) and
 //! [`MAX_TACS`] TACs.
 
 use serde::{Deserialize, Serialize};
@@ -8,6 +10,13 @@ use std::collections::{BTreeMap, HashSet};
 
 /// Destinations a group remembers.
 pub const MAX_DESTINATIONS: usize = 16_384;
+/// Services (provider prefix, port, protocol) a group remembers. Past it,
+/// new services are not remembered: their new addresses stay new
+/// destinations, as they were before services were learned (fails safe).
+pub const MAX_SERVICES: usize = 4_096;
+/// Networks remembered per service: the most `known_service_min_networks`
+/// may ask for (more would not change any answer).
+pub const SERVICE_NETWORKS: usize = 4;
 /// Device models (TACs) a group remembers.
 pub const MAX_TACS: usize = 64;
 /// Halve the histogram when it holds this many reports, so it follows change.
@@ -32,6 +41,11 @@ pub struct GroupDetect {
     pub tacs: BTreeMap<u32, u32>,
     /// Destinations (remote /24, port, protocol) the group's devices used.
     pub destinations: Destinations,
+    /// Services the group's devices completed TCP sessions with, keyed by
+    /// (provider prefix, port, protocol), with the destination networks
+    /// they were seen on: a cloud service that rotates its addresses shows
+    /// up on several networks of its prefix (see `detect`).
+    pub services: BTreeMap<u64, ServiceNets>,
     /// Event time of the group's first attributed flow (0 = none yet).
     pub first_flow: i64,
     /// The 90th and 95th percentiles, recomputed when the histogram has
@@ -63,6 +77,17 @@ impl<'de> Deserialize<'de> for Destinations {
         let v: Vec<u64> = Vec::deserialize(d)?;
         Ok(Destinations(v.into_iter().collect()))
     }
+}
+
+/// The destination networks (remote /24 or /48) one service was seen on,
+/// as nonzero 32-bit fingerprints of their keys; 0 is an empty slot. A
+/// fingerprint collision can only make a service look less spread than it
+/// is, i.e. stricter.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct ServiceNets(pub [u32; SERVICE_NETWORKS]);
+
+fn net_print(net: u64) -> u32 {
+    ((net >> 32) as u32 ^ net as u32).max(1)
 }
 
 impl GroupDetect {
@@ -162,6 +187,33 @@ impl GroupDetect {
             self.destinations.0.insert(key);
         }
     }
+
+    /// Remembers that the group completed a TCP session with `service` on
+    /// destination network `net`. Bounded: at most [`MAX_SERVICES`]
+    /// services and [`SERVICE_NETWORKS`] networks each; the first ones
+    /// seen are kept.
+    pub fn learn_service(&mut self, service: u64, net: u64) {
+        let print = net_print(net);
+        if !self.services.contains_key(&service) && self.services.len() >= MAX_SERVICES {
+            return;
+        }
+        let nets = self.services.entry(service).or_default();
+        if nets.0.contains(&print) {
+            return;
+        }
+        if let Some(slot) = nets.0.iter_mut().find(|s| **s == 0) {
+            *slot = print;
+        }
+    }
+
+    /// On how many destination networks other than `net` the group has
+    /// completed TCP sessions with `service`.
+    pub fn service_networks_besides(&self, service: u64, net: u64) -> usize {
+        let print = net_print(net);
+        self.services
+            .get(&service)
+            .map_or(0, |n| n.0.iter().filter(|&&s| s != 0 && s != print).count())
+    }
 }
 
 /// UTC hour of day and day of week (0 = Monday).
@@ -214,6 +266,30 @@ mod tests {
             0,
             "too few reports per bucket"
         );
+    }
+
+    #[test]
+    fn services_count_distinct_networks_and_stay_bounded() {
+        let mut g = GroupDetect::default();
+        assert_eq!(g.service_networks_besides(7, 100), 0);
+        g.learn_service(7, 100);
+        g.learn_service(7, 100);
+        g.learn_service(7, 200);
+        assert_eq!(g.service_networks_besides(7, 300), 2);
+        // The network asked about is not evidence for itself.
+        assert_eq!(g.service_networks_besides(7, 100), 1);
+        assert_eq!(g.service_networks_besides(8, 300), 0);
+        for n in 0..10 {
+            g.learn_service(7, 1_000 + n);
+        }
+        assert_eq!(
+            g.services[&7].0.iter().filter(|&&s| s != 0).count(),
+            SERVICE_NETWORKS
+        );
+        for s in 0..(MAX_SERVICES as u64 + 10) {
+            g.learn_service(1_000 + s, 1);
+        }
+        assert_eq!(g.services.len(), MAX_SERVICES);
     }
 
     #[test]

@@ -1185,8 +1185,26 @@ impl Detection {
             }
             let key = dest_key(remote);
             let learning = time < g.first_flow + i64::from(opts.destinations_warmup_secs) * 1000;
+            // A TCP session the device completed (its SYN and its ACK in one
+            // flow): the remote answered, so this is a service, not a
+            // beacon into the void. Continuations of long sessions (no SYN)
+            // are not counted: they add no new network.
+            let completed = tcp_attempt(f, dir) == (true, false);
+            let service = service_key(remote, port, f.proto, opts);
+            // A new network of a service the group already reaches on
+            // other networks of the same provider prefix, same port and
+            // protocol: cloud services rotate their addresses (the IoT-23
+            // Echo's Amazon endpoints). Only completed sessions qualify;
+            // unanswered attempts stay beacon candidates below.
+            let known_service = completed
+                && opts.known_service_min_networks > 0
+                && g.service_networks_besides(service, key)
+                    >= opts.known_service_min_networks as usize;
             if learning {
                 g.learn_destination(key);
+                if completed {
+                    g.learn_service(service, key);
+                }
             } else if tcp_attempt(f, dir) == (true, true)
                 && !g.destinations.0.contains(&key)
                 && dest_on
@@ -1233,6 +1251,7 @@ impl Detection {
                 // streams average 40-70 bytes a packet.
                 && f.bytes >= f.packets.saturating_mul(MIN_DATA_PACKET_BYTES)
                 && !g.destinations.0.contains(&key)
+                && !known_service
                 && dest_on
                 && st.allow(FindingKind::NewDestination, time, opts.cooldown_secs * 6)
             {
@@ -1257,6 +1276,19 @@ impl Detection {
                     g.destinations.0.len()
                 ));
                 drafts.push(d);
+            }
+            // After the learning period the group keeps learning where its
+            // services are, from completed sessions that were not
+            // anomalous: no finding on this flow, no scan or flood in this
+            // window, and not an upload that is itself a new destination
+            // (whether or not its cooldown let a finding out).
+            let new_upload = f.bytes >= opts.new_destination_min_bytes
+                && f.bytes >= f.packets.saturating_mul(MIN_DATA_PACKET_BYTES)
+                && !g.destinations.0.contains(&key)
+                && !known_service;
+            let quiet = st.burst.as_ref().is_none_or(|b| b.raised == 0);
+            if !learning && completed && drafts.is_empty() && quiet && !new_upload {
+                g.learn_service(service, key);
             }
         }
 
@@ -1331,6 +1363,28 @@ impl Detection {
     }
 }
 
+/// A service as a group remembers it: the remote's provider prefix
+/// (`known_service_prefix_v4` / `_v6` bits), the remote port and the
+/// protocol. The prefix is a configured length, not the provider's real
+/// allocation (flows carry no routing data): /16 covers a cloud region's
+/// service block without reaching across providers.
+fn service_key(remote: IpAddr, port: u16, proto: u8, opts: &DetectOptions) -> u64 {
+    let (family, bits, mut octets) = match remote.to_canonical() {
+        IpAddr::V4(v) => {
+            let mut o = [0u8; 16];
+            o[..4].copy_from_slice(&v.octets());
+            (4u8, opts.known_service_prefix_v4, o)
+        }
+        IpAddr::V6(v) => (6u8, opts.known_service_prefix_v6, v.octets()),
+    };
+    let bits = bits.min(128) as usize;
+    for (i, b) in octets.iter_mut().enumerate() {
+        let keep = bits.saturating_sub(i * 8).min(8);
+        *b &= !(0xffu16 >> keep) as u8;
+    }
+    fnv1a(&[&[family, bits as u8, proto], &port.to_be_bytes(), &octets])
+}
+
 /// A destination as a group remembers it: the remote /24 (IPv4) or /48
 /// (IPv6). Ports are left out: a service the group already uses that adds
 /// a port (RTP next to TLS) is not a new destination; a new network is.
@@ -1346,4 +1400,38 @@ fn dest_key(remote: IpAddr) -> u64 {
         }
     };
     fnv1a(&[&net])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_is_the_prefix_port_and_protocol() {
+        let o = DetectOptions::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{s}: {e}"));
+        let k = |s: &str, port, proto| service_key(ip(s), port, proto, &o);
+        // Same /16, any address in it: one service.
+        assert_eq!(k("52.94.228.52", 443, 6), k("52.94.240.174", 443, 6));
+        assert_eq!(k("52.94.0.0", 443, 6), k("52.94.255.255", 443, 6));
+        assert_eq!(k("::ffff:52.94.1.1", 443, 6), k("52.94.2.2", 443, 6));
+        // Another /16, port or protocol: another service.
+        assert_ne!(k("52.94.228.52", 443, 6), k("52.95.228.52", 443, 6));
+        assert_ne!(k("52.94.228.52", 443, 6), k("52.94.228.52", 8443, 6));
+        assert_ne!(k("52.94.228.52", 443, 6), k("52.94.228.52", 443, 17));
+        // IPv6: the /32.
+        assert_eq!(
+            k("2a05:d018:1::1", 443, 6),
+            k("2a05:d018:ffff:ffff::2", 443, 6)
+        );
+        assert_ne!(k("2a05:d018::1", 443, 6), k("2a05:d019::1", 443, 6));
+        // A prefix length that is not a whole number of octets.
+        let o20 = DetectOptions {
+            known_service_prefix_v4: 20,
+            ..o
+        };
+        let k20 = |s: &str| service_key(ip(s), 443, 6, &o20);
+        assert_eq!(k20("10.1.16.1"), k20("10.1.31.255"));
+        assert_ne!(k20("10.1.16.1"), k20("10.1.32.1"));
+    }
 }

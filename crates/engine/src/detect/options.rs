@@ -44,6 +44,18 @@ pub struct DetectOptions {
     pub destinations_warmup_secs: u32,
     /// Uplink flows smaller than this to a new destination are not flagged.
     pub new_destination_min_bytes: u64,
+    /// A service is a provider prefix of this many bits (IPv4; the
+    /// destination network inside it is the /24)...
+    pub known_service_prefix_v4: u32,
+    /// ...or of this many bits (IPv6; the network is the /48), with a port
+    /// and a protocol.
+    pub known_service_prefix_v6: u32,
+    /// A completed TCP session to a new destination network is a known
+    /// service on a new address, not a new destination, when the group has
+    /// already completed TCP sessions with the same service on at least
+    /// this many other networks: cloud services rotate their addresses
+    /// across their prefixes. 0 = off (every new network is new).
+    pub known_service_min_networks: u32,
     /// Travel faster than this between consecutive countries is impossible...
     pub travel_max_kmh: u32,
     /// ...after this much distance is forgiven (country centroids are far
@@ -90,6 +102,9 @@ impl Default for DetectOptions {
             dns_min_qps: 20,
             destinations_warmup_secs: 86_400,
             new_destination_min_bytes: 32_768,
+            known_service_prefix_v4: 16,
+            known_service_prefix_v6: 32,
+            known_service_min_networks: 2,
             travel_max_kmh: 1_000,
             travel_slack_km: 1_500,
             overload_window_secs: 600,
@@ -142,6 +157,23 @@ impl DetectOptions {
         }
         if self.scan_unanswered_pct > 100 || self.ddos_target_share_pct > 100 {
             return Err("percentages must be at most 100".into());
+        }
+        if !(8..=24).contains(&self.known_service_prefix_v4) {
+            return Err(
+                "known_service_prefix_v4 must be 8 to 24 (the network inside it is the /24)".into(),
+            );
+        }
+        if !(16..=48).contains(&self.known_service_prefix_v6) {
+            return Err(
+                "known_service_prefix_v6 must be 16 to 48 (the network inside it is the /48)"
+                    .into(),
+            );
+        }
+        if self.known_service_min_networks as usize > super::group::SERVICE_NETWORKS {
+            return Err(format!(
+                "known_service_min_networks must be at most {}",
+                super::group::SERVICE_NETWORKS
+            ));
         }
         if self.burst_window_secs > 3_600 {
             return Err("burst_window_secs must be at most 3600".into());
