@@ -577,6 +577,25 @@ mod tests {
     }
 
     #[test]
+    fn the_template_documents_the_detection_defaults() {
+        // Every knob of [detection] is written out in the template with its
+        // default, so the printed configfile tells the truth.
+        let c = Config::default_config().unwrap();
+        assert_eq!(
+            c.detection,
+            simguard_engine::detect::DetectOptions::default()
+        );
+        let text = TEMPLATE;
+        for key in [
+            "known_service_prefix_v4 = 16",
+            "known_service_prefix_v6 = 32",
+            "known_service_min_networks = 2",
+        ] {
+            assert!(text.contains(key), "{key}");
+        }
+    }
+
+    #[test]
     fn enforcement_keys_have_documented_defaults_and_are_validated() {
         let c = Config::default_config().unwrap();
         assert!(!c.radius.reject_unprovisioned);

@@ -181,3 +181,40 @@ impl DetectOptions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_service_knobs_are_checked() {
+        let ok = DetectOptions::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let off = DetectOptions {
+            known_service_min_networks: 0,
+            ..ok
+        };
+        assert_eq!(off.validate(), Ok(()));
+        for bad in [
+            DetectOptions {
+                known_service_prefix_v4: 25,
+                ..ok
+            },
+            DetectOptions {
+                known_service_prefix_v4: 4,
+                ..ok
+            },
+            DetectOptions {
+                known_service_prefix_v6: 64,
+                ..ok
+            },
+            DetectOptions {
+                known_service_min_networks: 5,
+                ..ok
+            },
+        ] {
+            let e = bad.validate().expect_err("rejected");
+            assert!(e.starts_with("known_service_"), "{e}");
+        }
+    }
+}
