@@ -13,7 +13,9 @@
 //!   the learned rhythm;
 //! - **cohort**: a device whose typical report is far above its group's;
 //! - **destinations**: uplink to a destination its group never used after
-//!   the group's learning period;
+//!   the group's learning period, except a completed TCP session to a new
+//!   address of a service (provider prefix, port, protocol) the group
+//!   already reaches on other networks: cloud services rotate addresses;
 //! - **policy**: flows outside the group's firewall policy;
 //! - **botnet**: scanning (fan-out, unanswered attempts, IoT ports), floods
 //!   (UDP, SYN, ACK, GRE towards one target) and DNS water torture;
