@@ -329,6 +329,12 @@ pub(crate) fn apply(
     changes: &[AlertChange],
     routing: &Routing,
 ) -> rusqlite::Result<std::result::Result<Vec<Alert>, String>> {
+    if changes.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    // Once per batch: the subscriptions as committed now (config + stored).
+    let current = crate::outbox::current(tx, routing)?;
+    let routing = &current;
     let mut changed: Vec<u64> = Vec::new();
     let mut touch = |id: u64| {
         if !changed.contains(&id) {
@@ -657,7 +663,8 @@ impl AlertWriter {
                  WHERE id = ?1",
                 params![id as i64, time, by],
             )?;
-            notify(tx, &routing, id, "cleared", time)?;
+            let current = crate::outbox::current(tx, &routing)?;
+            notify(tx, &current, id, "cleared", time)?;
             Ok(true)
         })
     }

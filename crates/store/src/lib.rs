@@ -9,6 +9,7 @@
 //! - the audit trail of automatic response: actions and the network's
 //!   answers to them (`audit.rs`, append-only, never pruned);
 //! - alerts, their comments, and the outbox of notifications (`alerts.rs`);
+//! - notification subscriptions stored through the API (`subscriptions.rs`);
 //! - cell positions (`cells.rs`, imported) and each device's location trail
 //!   and newest position (`locations.rs`).
 //!
@@ -26,6 +27,7 @@ mod migrations;
 pub mod outbox;
 mod page;
 pub mod snapshots;
+pub mod subscriptions;
 mod users;
 
 pub use alerts::{
@@ -41,6 +43,7 @@ pub use outbox::{
     Subscription, UNROUTED_CHANNEL,
 };
 pub use page::PageCursor;
+pub use subscriptions::{Created, StoredSubscription, SubscriptionWriter};
 pub use users::{AccessStore, ApiKeyInfo, Credentials, SessionRecord, User};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -685,6 +688,11 @@ impl StoreReader {
     /// The notifications folded into a digest.
     pub fn digest_members(&self, digest: &str) -> Result<Vec<Notification>> {
         outbox::digest_members(&self.conn, digest).map_err(self.err())
+    }
+
+    /// The subscriptions stored through the API, by name.
+    pub fn subscriptions(&self) -> Result<Vec<StoredSubscription>> {
+        subscriptions::all(&self.conn).map_err(self.err())?
     }
 
     /// Notifications per channel and status.

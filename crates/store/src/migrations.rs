@@ -324,6 +324,22 @@ const STEPS: &[&str] = &[
         accuracy_m INTEGER NOT NULL,
         source TEXT NOT NULL CHECK (source = 'cell' OR source = 'country')
      );",
+    // 8: subscriptions stored through the API (subscriptions.rs), beside
+    // the config's. `spec` is the subscription's JSON (the same fields as
+    // [[notify.subscriptions]]); `tenant` repeats its tenant for scoped
+    // reads and writes; who made and last changed each is kept. Names are
+    // unique with the config's (they are part of notification ids), which
+    // the server checks against its config.
+    "CREATE TABLE notify_subscriptions (
+        name TEXT PRIMARY KEY,
+        tenant TEXT,
+        spec TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        updated_by TEXT NOT NULL
+     );
+     CREATE INDEX notify_subscriptions_tenant ON notify_subscriptions(tenant);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

@@ -25,7 +25,7 @@
 use crate::alerts::Alert;
 use crate::{Result, StoreError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use simguard_engine::Severity;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,8 +37,10 @@ pub const UNROUTED_CHANNEL: &str = "unrouted";
 const MINUTE_MS: i64 = 60_000;
 const DAY_MINUTES: i64 = 1440;
 
-/// Who gets what, on which channel. From `[[notify.subscriptions]]`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// Who gets what, on which channel. From `[[notify.subscriptions]]`, or
+/// stored through the API (`subscriptions.rs`, kept as this struct's JSON,
+/// so both read through the same serde and the same checks).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
     /// Unique; part of every notification id, so renaming one starts its
@@ -57,7 +59,11 @@ pub struct Subscription {
     #[serde(default)]
     pub group: Option<String>,
     /// Only alerts at or above this severity.
-    #[serde(default, deserialize_with = "severity")]
+    #[serde(
+        default,
+        deserialize_with = "severity",
+        serialize_with = "severity_out"
+    )]
     pub min_severity: Severity,
     /// Only these alert types (finding types, `rule:<id>`); empty = all.
     #[serde(default)]
@@ -67,11 +73,20 @@ pub struct Subscription {
     pub on_clear: bool,
     /// "22:00-07:00" in the subscription's local time: below
     /// `quiet_min_severity`, notifications wait for a digest at the end.
-    #[serde(default, deserialize_with = "quiet")]
+    #[serde(
+        default,
+        deserialize_with = "quiet",
+        serialize_with = "quiet_out",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub quiet_hours: Option<QuietHours>,
     /// What still goes through in quiet hours (critical by default: a
     /// tracker gone silent at night matters less than a botnet).
-    #[serde(default = "critical", deserialize_with = "severity")]
+    #[serde(
+        default = "critical",
+        deserialize_with = "severity",
+        serialize_with = "severity_out"
+    )]
     pub quiet_min_severity: Severity,
     /// Local time's offset from UTC in minutes (fixed; no DST rules).
     #[serde(default)]
@@ -93,6 +108,20 @@ fn critical() -> Severity {
 fn severity<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Severity, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map_err(serde::de::Error::custom)
+}
+
+fn severity_out<S: Serializer>(s: &Severity, out: S) -> std::result::Result<S::Ok, S::Error> {
+    out.serialize_str(s.as_str())
+}
+
+fn quiet_out<S: Serializer>(
+    q: &Option<QuietHours>,
+    out: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match q {
+        Some(q) => out.collect_str(q),
+        None => out.serialize_none(),
+    }
 }
 
 fn quiet<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<QuietHours>, D::Error> {
@@ -125,6 +154,19 @@ impl FromStr for QuietHours {
     }
 }
 
+impl std::fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start / 60,
+            self.start % 60,
+            self.end / 60,
+            self.end % 60
+        )
+    }
+}
+
 impl QuietHours {
     /// When the quiet span containing `time` ends (Unix ms), or None when
     /// `time` is outside it.
@@ -144,9 +186,12 @@ impl QuietHours {
     }
 }
 
-/// Everything routing needs, fixed at start from the config.
+/// Everything routing needs: fixed at start from the config, plus the
+/// subscriptions stored through the API, which [`current`] adds inside
+/// each routing transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Routing {
+    /// The config's subscriptions (read-only at runtime).
     pub subscriptions: Vec<Subscription>,
     /// Per tenant, at most this many notifications per cap window; "*"
     /// applies to tenants not listed (and to alerts with no tenant).
@@ -170,6 +215,27 @@ impl Routing {
             .or_else(|| self.tenant_caps.get("*"))
             .copied()
     }
+}
+
+/// The routing to use inside transaction `tx`: the config's subscriptions
+/// and, after them, the stored ones as committed now. Reading them in the
+/// routing transaction itself means a subscription applies from the
+/// commit that created it, and a deleted one from the commit that removed
+/// it, with no cache to invalidate. A stored name that the config also
+/// uses (the config changed after it was stored) is left out: names are
+/// part of notification ids, and the config's wins.
+pub(crate) fn current(tx: &Connection, routing: &Routing) -> rusqlite::Result<Routing> {
+    let mut r = routing.clone();
+    for s in crate::subscriptions::stored(tx)? {
+        match s {
+            Ok(s) if r.subscriptions.iter().any(|c| c.name == s.sub.name) => {
+                tracing::warn!(subscription = %s.sub.name, "stored subscription shadowed by the config's of the same name");
+            }
+            Ok(s) => r.subscriptions.push(s.sub),
+            Err(e) => tracing::warn!(error = %e, "stored subscription unreadable; not routed to"),
+        }
+    }
+    Ok(r)
 }
 
 impl Subscription {
