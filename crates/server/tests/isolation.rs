@@ -117,6 +117,10 @@ fn rule(id: &str, tenant: &str) -> Value {
     })
 }
 
+fn subscription(name: &str, tenant: &str) -> Value {
+    json!({ "name": name, "channel": "hook", "tenant": tenant, "min_severity": "minor" })
+}
+
 fn cases(a_alert: &str, a_finding: &str, a_key_id: i64, a_notification: &str) -> Vec<Case> {
     use Expect::*;
     use Method as M;
@@ -167,8 +171,18 @@ fn cases(a_alert: &str, a_finding: &str, a_key_id: i64, a_notification: &str) ->
             format!("/api/v1/notifications/{a_notification}"),
             Hidden,
         ),
-        case(M::GET, "/api/v1/notify/channels", "/api/v1/notify/channels", OperatorWide),
+        // Channels are nobody's tenant's: B sees names and types only.
+        case(M::GET, "/api/v1/notify/channels", "/api/v1/notify/channels", Filtered),
         case(M::GET, "/api/v1/notify/subscriptions", "/api/v1/notify/subscriptions", Filtered),
+        case(M::POST, "/api/v1/notify/subscriptions", "/api/v1/notify/subscriptions", Refused)
+            // Subscribe to A's alerts from B.
+            .body(subscription("b-into-a", "tenant-a"))
+            .admin(subscription("a-subs-2", "tenant-a")),
+        case(M::PUT, "/api/v1/notify/subscriptions/{name}", "/api/v1/notify/subscriptions/a-subs-api", Refused)
+            // Take A's stored subscription over by moving it to B.
+            .body(subscription("a-subs-api", "tenant-b"))
+            .admin(subscription("a-subs-api", "tenant-a")),
+        case(M::DELETE, "/api/v1/notify/subscriptions/{name}", "/api/v1/notify/subscriptions/a-subs-api", Refused),
         case(M::POST, "/api/v1/alerts/{id}/ack", format!("/api/v1/alerts/{a_alert}/ack"), Refused),
         case(M::POST, "/api/v1/alerts/{id}/clear", format!("/api/v1/alerts/{a_alert}/clear"), Refused),
         case(M::POST, "/api/v1/alerts/{id}/comments", format!("/api/v1/alerts/{a_alert}/comments"), Refused)
@@ -261,6 +275,7 @@ async fn a_state(c: &Client) -> Value {
         "/api/v1/users".to_string(),
         "/api/v1/apikeys".to_string(),
         format!("/api/v1/devices/{A_DEV}/audit"),
+        "/api/v1/notify/subscriptions".to_string(),
     ] {
         let a = c.get(&p, &admin).await;
         assert_eq!(a.status, StatusCode::OK, "{p}: {}", a.text);
@@ -388,6 +403,21 @@ async fn tenant_b_can_neither_see_nor_change_tenant_a_through_any_route() {
             )
             .await,
             "action",
+        );
+    }
+    // A subscription of each tenant stored through the API (the config
+    // has one of each too).
+    for (name, t) in [("a-subs-api", "tenant-a"), ("b-subs-api", "tenant-b")] {
+        ok(
+            c.request(
+                Method::POST,
+                "/api/v1/notify/subscriptions",
+                &admin,
+                Some(&subscription(name, t)),
+                &[],
+            )
+            .await,
+            "subscription",
         );
     }
     let alerts = c.get("/api/v1/alerts?tenant=tenant-a", &admin).await.json();
@@ -584,6 +614,7 @@ async fn tenant_b_can_neither_see_nor_change_tenant_a_through_any_route() {
             "/api/v1/devices/{imsi}/flows",
             "/api/v1/devices/{imsi}/violations",
             "/api/v1/groups/{id}/policy",
+            "/api/v1/notify/channels",
         ];
         if matches!(k.expect, Expect::Hidden | Expect::Filtered) && !anonymous.contains(&k.route) {
             assert!(

@@ -169,7 +169,9 @@ impl SubscriptionWriter {
 
     /// One stored subscription within `scope`.
     pub fn get(&self, name: &str, scope: Scope<'_>) -> Result<Option<StoredSubscription>> {
-        one(&self.conn, name, scope).map_err(self.map())?.transpose()
+        one(&self.conn, name, scope)
+            .map_err(self.map())?
+            .transpose()
     }
 }
 

@@ -155,32 +155,127 @@ impl NotifyConfig {
         let mut names = std::collections::HashSet::new();
         for (i, s) in self.subscriptions.iter().enumerate() {
             let at = format!("notify.subscriptions[{i}] ({:?})", s.name);
-            if s.name.is_empty() || s.name.contains(['.', ':']) {
-                return Err(format!("{at}: `name` must be non-empty without '.' or ':' (it is part of notification ids)"));
-            }
+            check_subscription(s, &self.channels)
+                .map_err(|p| format!("{at}: `{}` {}", p.field, p.message))?;
             if !names.insert(&s.name) {
                 return Err(format!("{at}: `name` is used twice"));
-            }
-            let Some(ch) = self.channels.get(&s.channel) else {
-                return Err(format!(
-                    "{at}: `channel` {:?} is not in [notify.channels]",
-                    s.channel
-                ));
-            };
-            match ch {
-                ChannelConfig::Webhook(_) if !s.recipients.is_empty() => {
-                    return Err(format!(
-                        "{at}: `recipients` make no sense for a webhook (the endpoint is the channel's)"
-                    ))
-                }
-                ChannelConfig::Email(_) | ChannelConfig::Sms(_) if s.recipients.is_empty() => {
-                    return Err(format!("{at}: `recipients` is empty"))
-                }
-                _ => {}
             }
         }
         Ok(())
     }
+}
+
+/// What is wrong with one field of a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionProblem {
+    /// The field's name as in the config and the API ("recipients[1]").
+    pub field: String,
+    pub message: String,
+}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> SubscriptionProblem {
+    SubscriptionProblem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Longest subscription name: it is part of every notification id.
+pub const MAX_NAME: usize = 64;
+
+/// Checks a subscription against the channels: what serde cannot see. The
+/// config's and the API's go through this one check, so a subscription the
+/// console saves is one the config would take, and the other way round.
+pub fn check_subscription(
+    s: &Subscription,
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<(), SubscriptionProblem> {
+    if s.name.is_empty() || s.name.chars().count() > MAX_NAME || s.name.contains(['.', ':']) {
+        return Err(problem(
+            "name",
+            format!("must be 1 to {MAX_NAME} characters without '.' or ':' (it is part of notification ids)"),
+        ));
+    }
+    let Some(ch) = channels.get(&s.channel) else {
+        return Err(problem(
+            "channel",
+            format!("{:?} is not in [notify.channels]", s.channel),
+        ));
+    };
+    match ch {
+        ChannelConfig::Webhook(_) if !s.recipients.is_empty() => {
+            return Err(problem(
+                "recipients",
+                "make no sense for a webhook (the endpoint is the channel's)",
+            ))
+        }
+        ChannelConfig::Email(_) | ChannelConfig::Sms(_) if s.recipients.is_empty() => {
+            return Err(problem(
+                "recipients",
+                format!("is empty; a {} channel needs at least one", ch.kind()),
+            ))
+        }
+        _ => {}
+    }
+    for (i, r) in s.recipients.iter().enumerate() {
+        let ok = match ch {
+            ChannelConfig::Email(_) => {
+                r.split_once('@')
+                    .is_some_and(|(user, host)| !user.is_empty() && !host.is_empty())
+                    && !r.contains(char::is_whitespace)
+            }
+            ChannelConfig::Sms(_) => {
+                let digits = r.strip_prefix('+').unwrap_or(r);
+                (3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+            }
+            ChannelConfig::Webhook(_) => true,
+        };
+        if !ok {
+            let want = match ch {
+                ChannelConfig::Sms(_) => "an MSISDN (digits, optionally after '+')",
+                _ => "an email address",
+            };
+            return Err(problem(
+                format!("recipients[{i}]"),
+                format!("{r:?} is not {want}"),
+            ));
+        }
+    }
+    for (i, t) in s.types.iter().enumerate() {
+        let known = simguard_engine::FindingKind::ALL
+            .iter()
+            .any(|k| k.as_str() == t)
+            || t.strip_prefix("rule:")
+                .is_some_and(|r| !r.trim().is_empty());
+        if !known {
+            return Err(problem(
+                format!("types[{i}]"),
+                format!("{t:?} is not a finding type (scanning, silent, roaming...) or rule:<id>"),
+            ));
+        }
+    }
+    if s.cap == Some(0) {
+        return Err(problem(
+            "cap",
+            "must be at least 1 (leave it out for no cap)",
+        ));
+    }
+    if !(-720..=840).contains(&s.utc_offset_minutes) {
+        return Err(problem(
+            "utc_offset_minutes",
+            "must be between -720 and 840 (UTC-12:00 to UTC+14:00)",
+        ));
+    }
+    if s.tenant.as_deref().is_some_and(str::is_empty) {
+        return Err(problem(
+            "tenant",
+            "is empty (leave it out for every tenant)",
+        ));
+    }
+    if s.group.as_deref().is_some_and(str::is_empty) {
+        return Err(problem("group", "is empty (leave it out for every group)"));
+    }
+    Ok(())
 }
 
 /// A built channel.
@@ -282,7 +377,7 @@ cap = 5
         // A subscription on a channel that does not exist.
         let e = parse("[[notify.subscriptions]]\nname = \"x\"\nchannel = \"nope\"\n").unwrap_err();
         assert!(
-            e.contains("notify.subscriptions[0]") && e.contains("nope"),
+            e.contains("notify.subscriptions[0]") && e.contains("`channel`") && e.contains("nope"),
             "{e}"
         );
         // An email subscription without recipients.
@@ -291,5 +386,15 @@ cap = 5
         // Bad quiet hours.
         let e = parse("[notify.channels.w]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret = \"s\"\n[[notify.subscriptions]]\nname = \"x\"\nchannel = \"w\"\nquiet_hours = \"late\"\n").unwrap_err();
         assert!(e.contains("HH:MM"), "{e}");
+        // An unknown alert type, and a cap of nothing.
+        let hook = "[notify.channels.w]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret = \"s\"\n[[notify.subscriptions]]\nname = \"x\"\nchannel = \"w\"\n";
+        let e = parse(&format!("{hook}types = [\"scaning\"]\n")).unwrap_err();
+        assert!(e.contains("types[0]") && e.contains("scaning"), "{e}");
+        assert!(parse(&format!("{hook}types = [\"scanning\", \"rule:r1\"]\n")).is_ok());
+        let e = parse(&format!("{hook}cap = 0\n")).unwrap_err();
+        assert!(e.contains("`cap`"), "{e}");
+        // A recipient that is not an address.
+        let e = parse("[notify.channels.m]\ntype = \"email\"\nhost = \"h\"\nfrom = \"a@b.c\"\n[[notify.subscriptions]]\nname = \"x\"\nchannel = \"m\"\nrecipients = [\"ops@example.com\", \"ops\"]\n").unwrap_err();
+        assert!(e.contains("recipients[1]"), "{e}");
     }
 }
