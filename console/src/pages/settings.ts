@@ -1,12 +1,14 @@
 // Settings: notification channels and subscriptions, users, API keys. Each
 // section reads its route and says so plainly when the server has none yet
-// (404) or the signed-in user may not see it (403).
+// (404) or the signed-in user may not see it (403). Channels come from the
+// server's configuration only (they carry credentials); subscriptions from
+// the configuration are read-only here, those made here can be changed.
 
-import { ApiError, del, get, isAdmin, me, post } from '../api';
+import { ApiError, canWrite, del, get, isAdmin, me, post, put } from '../api';
 import { h, replace, type Child } from '../dom';
 import { num, time } from '../format';
 import type { PageFn } from '../router';
-import type { Tenant } from '../types';
+import type { Group, Tenant } from '../types';
 import { card, dialog, errorBox, field, loading, toast } from '../ui/widgets';
 
 type Row = Record<string, unknown>;
@@ -85,6 +87,56 @@ function tenantSelect(tenants: Tenant[]): HTMLSelectElement {
   );
 }
 
+
+const SEVERITIES = ['warning', 'minor', 'major', 'critical'];
+
+/** A channel as /api/v1/notify/channels lists it (a tenant's user gets name and type only). */
+interface ChannelRow {
+  name: string;
+  type: string;
+  endpoint?: string;
+}
+
+/** Where configuring a channel is explained, for when there is none. */
+function channelHint(): HTMLElement {
+  return h(
+    'div',
+    { class: 'muted', dataset: { hint: 'channels' } },
+    h('p', null, 'No notification channels are configured. Channels hold credentials and endpoints, so they are set in the server\u2019s configuration, not here. Add one, e.g.:'),
+    h('pre', { class: 'mono small' }, '[notify.channels.soc]\ntype = "webhook"            # or "email", "sms"\nurl = "https://siem.example.com/hooks/simguard"\nsecret = "whsec_..."          # Standard Webhooks key'),
+    h('p', null, 'then restart simguard (`simguard configfile` prints every option). Subscriptions can then be added here.'),
+  );
+}
+
+function sevSelect(name: string, value: string): HTMLSelectElement {
+  return h('select', { name }, SEVERITIES.map((x) => h('option', { value: x, selected: x === value ? true : undefined }, x)));
+}
+
+const splitList = (v: FormDataEntryValue | null): string[] =>
+  String(v ?? '')
+    .split(/[\s,;]+/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+/** Marks the inputs the API named (`recipients[1]` is the recipients field). */
+function markFields(form: HTMLFormElement, e: unknown): void {
+  form.querySelectorAll('.field-error').forEach((x) => x.remove());
+  form.querySelectorAll('[aria-invalid]').forEach((x) => x.removeAttribute('aria-invalid'));
+  if (!(e instanceof ApiError)) return;
+  let first: HTMLElement | null = null;
+  for (const d of e.details) {
+    const name = (d.field ?? '').replace(/\[\d+\]$/, '');
+    const input = form.querySelector<HTMLElement>(`[name="${CSS.escape(name)}"]`);
+    if (!input) continue;
+    const id = `err-${name}`;
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', id);
+    input.insertAdjacentElement('afterend', h('small', { class: 'field-error', id, role: 'alert', dataset: { field: d.field ?? '' } }, d.message));
+    first ??= input;
+  }
+  first?.focus();
+}
+
 export const settingsPage: PageFn = (root) => {
   const channels = h('div');
   const subs = h('div');
@@ -96,8 +148,8 @@ export const settingsPage: PageFn = (root) => {
     h(
       'div',
       { class: 'grid settings-grid' },
-      card('Notification channels', channels),
-      card('Subscriptions', subs),
+      card('Notification channels', h('p', { class: 'muted small' }, 'Set in the server’s configuration ([notify.channels.<name>]): they hold credentials and endpoints.'), channels),
+      card(h('span', null, 'Subscriptions ', canWrite() ? h('button', { type: 'button', class: 'small', dataset: { create: 'subscription' }, onclick: () => void editSubscription(null) }, 'Add subscription') : null), subs),
       card(h('span', null, 'Users ', isAdmin() ? h('button', { type: 'button', class: 'small', dataset: { create: 'user' }, onclick: () => void newUser() }, 'Add user') : null), users),
       card(h('span', null, 'API keys ', isAdmin() ? h('button', { type: 'button', class: 'small', dataset: { create: 'apikey' }, onclick: () => void newKey() }, 'Create key') : null), keys),
     ),
@@ -186,35 +238,118 @@ export const settingsPage: PageFn = (root) => {
     void loadKeys();
   };
 
+  const loadSubs = () =>
+    section(subs, '/api/v1/notify/subscriptions', 'subscriptions', (rows) =>
+      table(
+        ['Subscription', 'Channel', 'Recipients', 'Scope', 'When', 'Quiet hours', 'Cap', ''],
+        rows.map((x) => [
+          h('span', { dataset: { subscription: String(x.name), source: String(x.source ?? 'config') } }, h('strong', null, String(x.name)), x.source === 'config' ? h('span', { class: 'badge', title: 'Set in the server\u2019s configuration; change it there' }, ' from config') : null),
+          String(x.channel),
+          Array.isArray(x.recipients) && x.recipients.length ? x.recipients.join(', ') : '–',
+          [x.tenant && `tenant ${x.tenant}`, x.group && `group ${x.group}`].filter(Boolean).join(', ') || 'all',
+          `${x.min_severity} or worse${Array.isArray(x.types) && x.types.length ? `, ${x.types.join(', ')}` : ''}${x.on_clear ? ', and when cleared' : ''}`,
+          x.quiet_hours ? `${x.quiet_hours} (still ${x.quiet_min_severity}+)` : '–',
+          x.cap ? String(x.cap) : '–',
+          x.source === 'api' && canWrite()
+            ? h(
+                'span',
+                { class: 'row-actions' },
+                h('button', { type: 'button', class: 'small', 'aria-label': `Edit subscription ${x.name}`, onclick: () => void editSubscription(x) }, 'Edit'),
+                ' ',
+                h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete subscription ${x.name}`, onclick: remove(`/api/v1/notify/subscriptions/${encodeURIComponent(String(x.name))}`, `subscription ${x.name}`, () => void loadSubs()) }, 'Delete'),
+              )
+            : x.source === 'config'
+              ? h('span', { class: 'muted small' }, 'read-only')
+              : null,
+        ]),
+      ),
+    );
+
+  let channelRows: ChannelRow[] = [];
+  const channelsLoaded = get<ChannelRow[]>('/api/v1/notify/channels').then(
+    (c) => (channelRows = Array.isArray(c) ? c : []),
+    () => [],
+  );
+
+  const editSubscription = async (existing: AnyRow | null) => {
+    await channelsLoaded;
+    if (!channelRows.length) {
+      toast('No notification channel is configured: add one to the server\u2019s configuration first', 'error');
+      return;
+    }
+    const groups = await get<Group[]>('/api/v1/groups').catch(() => [] as Group[]);
+    const mine = me()?.tenant;
+    const x = existing ?? {};
+    const r = await dialog({
+      title: existing ? `Edit subscription ${x.name}` : 'Add subscription',
+      confirm: existing ? 'Save' : 'Add subscription',
+      body: () => [
+        field('Name', h('input', { name: 'name', required: true, autocomplete: 'off', pattern: '[^.:]{1,64}', value: x.name ?? '', readonly: existing ? true : undefined }), existing ? 'a name cannot change (it is part of notification ids)' : '1 to 64 characters, no . or :'),
+        field('Channel', h('select', { name: 'channel', required: true }, channelRows.map((c) => h('option', { value: c.name, selected: c.name === x.channel ? true : undefined }, `${c.name} (${c.type})`)))),
+        field('Recipients', h('textarea', { name: 'recipients', rows: 2, placeholder: 'ops@example.com, +4915112345678' }, Array.isArray(x.recipients) ? x.recipients.join('\n') : ''), 'email addresses or MSISDNs, one per line; none for a webhook'),
+        mine ? null : field('Tenant', h('select', { name: 'tenant' }, h('option', { value: '' }, 'every tenant'), tenants.map((t) => h('option', { value: t.id, selected: t.id === x.tenant ? true : undefined }, `${t.name} (${t.id})`)))),
+        field(
+          'Device group',
+          h('select', { name: 'group' }, h('option', { value: '' }, 'every group'), groups.map((g) => h('option', { value: g.id, selected: g.id === x.group ? true : undefined }, `${g.name} (${g.id}${mine ? '' : `, ${g.tenant}`})`))),
+        ),
+        field('Minimum severity', sevSelect('min_severity', x.min_severity ?? 'warning')),
+        field('Alert types', h('input', { name: 'types', autocomplete: 'off', placeholder: 'scanning, silent, rule:block-scanners', value: Array.isArray(x.types) ? x.types.join(', ') : '' }), 'finding types or rule:<id>, comma-separated; empty = every type'),
+        h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'on_clear', checked: x.on_clear === false ? undefined : true }), 'Also notify when the alert clears'),
+        field('Quiet hours', h('input', { name: 'quiet_hours', autocomplete: 'off', placeholder: '22:00-07:00', pattern: '\\d{1,2}:\\d{2}-\\d{1,2}:\\d{2}', value: x.quiet_hours ?? '' }), 'HH:MM-HH:MM local time; below the severity next, notifications wait for a digest'),
+        field('Still send in quiet hours from', sevSelect('quiet_min_severity', x.quiet_min_severity ?? 'critical')),
+        field('UTC offset (minutes)', h('input', { name: 'utc_offset_minutes', type: 'number', min: -720, max: 840, step: 1, value: String(x.utc_offset_minutes ?? 0) })),
+        field('Cap', h('input', { name: 'cap', type: 'number', min: 1, step: 1, value: x.cap ? String(x.cap) : '' }), 'at most this many per recipient per cap window; the rest in one digest. Empty: no cap'),
+      ],
+      submit: async (form) => {
+        const fd = new FormData(form);
+        const cap = String(fd.get('cap') ?? '').trim();
+        const body = {
+          name: String(fd.get('name') ?? '').trim(),
+          channel: fd.get('channel'),
+          recipients: splitList(fd.get('recipients')),
+          tenant: mine ? mine : fd.get('tenant') || null,
+          group: fd.get('group') || null,
+          min_severity: fd.get('min_severity'),
+          types: splitList(fd.get('types')),
+          on_clear: fd.get('on_clear') !== null,
+          quiet_hours: String(fd.get('quiet_hours') ?? '').trim() || null,
+          quiet_min_severity: fd.get('quiet_min_severity'),
+          utc_offset_minutes: Number(fd.get('utc_offset_minutes') || 0),
+          cap: cap ? Number(cap) : null,
+        };
+        try {
+          return existing ? await put<AnyRow>(`/api/v1/notify/subscriptions/${encodeURIComponent(String(x.name))}`, body) : await post<AnyRow>('/api/v1/notify/subscriptions', body);
+        } catch (e) {
+          markFields(form, e);
+          throw e;
+        }
+      },
+    });
+    if (r !== null) {
+      toast(existing ? `Saved subscription ${x.name}` : `Added subscription ${String((r as AnyRow).name ?? '')}`);
+      void loadSubs();
+    }
+  };
+
   void section(channels, '/api/v1/notify/channels', 'notification channels', (rows) =>
     table(
       ['Channel', 'Health', 'Circuit', 'Pending', 'Retrying', 'Sent', 'Failed', 'Latency p50 / p99'],
       rows.map((c) => [
-        h('span', null, h('strong', null, String(c.name)), ` ${c.type ?? ''}`, h('div', { class: 'muted small mono' }, String(c.endpoint ?? ''))),
-        c.healthy ? h('span', { class: 'result-ack' }, '✓ healthy') : h('span', { class: 'result-nak' }, '✗ failing'),
+        h('span', null, h('strong', null, String(c.name)), ` ${c.type ?? ''}`, c.endpoint ? h('div', { class: 'muted small mono' }, String(c.endpoint)) : null),
+        c.healthy === undefined ? '–' : c.healthy ? h('span', { class: 'result-ack' }, '✓ healthy') : h('span', { class: 'result-nak' }, '✗ failing'),
         String(c.circuit ?? '–'),
-        num(c.pending),
-        num(c.retrying),
-        num(c.sent),
-        num(c.failed),
+        c.pending === undefined ? '–' : num(c.pending),
+        c.retrying === undefined ? '–' : num(c.retrying),
+        c.sent === undefined ? '–' : num(c.sent),
+        c.failed === undefined ? '–' : num(c.failed),
         c.latency_p50_ms !== null && c.latency_p50_ms !== undefined ? `${Number(c.latency_p50_ms).toFixed(0)} / ${Number(c.latency_p99_ms ?? 0).toFixed(0)} ms` : '–',
       ]),
     ),
-  );
-  void section(subs, '/api/v1/notify/subscriptions', 'subscriptions', (rows) =>
-    table(
-      ['Subscription', 'Channel', 'Recipients', 'Scope', 'When', 'Quiet hours', 'Cap'],
-      rows.map((x) => [
-        String(x.name),
-        String(x.channel),
-        Array.isArray(x.recipients) ? x.recipients.join(', ') : '–',
-        [x.tenant && `tenant ${x.tenant}`, x.group && `group ${x.group}`].filter(Boolean).join(', ') || 'all',
-        `${x.min_severity} or worse${Array.isArray(x.types) && x.types.length ? `, ${x.types.join(', ')}` : ''}${x.on_clear ? ', and when cleared' : ''}`,
-        x.quiet_hours ? `${x.quiet_hours} (still ${x.quiet_min_severity}+)` : '–',
-        x.cap ? String(x.cap) : '–',
-      ]),
-    ),
-  );
+  ).then(() => {
+    // No channel: say how to configure one instead of a bare "none".
+    if (!channels.querySelector('table') && channels.textContent?.startsWith('No notification channels')) replace(channels, channelHint());
+  });
+  void loadSubs();
   void loadUsers();
   void loadKeys();
   root.dataset.loaded = 'true';

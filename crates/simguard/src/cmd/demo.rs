@@ -138,7 +138,7 @@ fn seed_users(store: &Path, password: &str) -> Result<Vec<(String, Role, Option<
     Ok(users)
 }
 
-fn rand_u64() -> u64 {
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -150,7 +150,18 @@ fn rand_u64() -> u64 {
 }
 
 pub async fn run(a: DemoArgs) -> Result<()> {
-    let cfg = Config::load(None)?;
+    let mut cfg = Config::load(None)?;
+    // A notification channel with a real peer, unless the environment's
+    // configuration brings its own: the demo serves a webhook receiver
+    // that checks every signature, so Settings and subscriptions work
+    // without an SMTP server or SMSC.
+    let hook = if cfg.notify.channels.is_empty() {
+        let hook = crate::cmd::demo_hook::start(crate::cmd::demo_hook::secret()).await?;
+        crate::cmd::demo_hook::configure(&mut cfg.notify, &hook)?;
+        Some(hook)
+    } else {
+        None
+    };
     let token = demo_token(&cfg.data_dir)?;
     let secret = cfg
         .radius
@@ -236,6 +247,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     );
     println!("  findings    {base}/api/v1/findings  (live: curl -N -H 'Authorization: Bearer {token}' {base}/api/v1/events)");
     println!("  metrics     {base}/metrics");
+    if let Some(h) = &hook {
+        println!(
+            "  notify      webhook channel {} -> {} (a receiver in this process that checks each signature); subscribe in Settings",
+            crate::cmd::demo_hook::CHANNEL,
+            h.url
+        );
+    }
     println!("  data        survives restarts; stop with Ctrl-C");
     println!();
 
@@ -265,5 +283,13 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         );
     }
     server.shutdown().await;
+    if let Some(h) = &hook {
+        use std::sync::atomic::Ordering;
+        println!(
+            "demo webhook: {} notifications received with a valid signature, {} refused",
+            h.counts.verified.load(Ordering::Relaxed),
+            h.counts.refused.load(Ordering::Relaxed)
+        );
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 pub mod access;
 pub mod demo;
+pub mod demo_hook;
 pub mod eval;
 pub mod eval_iot23;
 pub mod fleet_inventory;
