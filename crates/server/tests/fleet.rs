@@ -196,12 +196,19 @@ async fn populated() -> Harness {
         sock.recv_from(&mut buf).expect("Accounting-Response");
     }
     // Answered means journaled; wait until the engine and the store have it.
+    // Ticks (every 50 ms) keep moving the engine on, so the store is waited
+    // for up to the sequence the engine had once it held every device, not
+    // to catch up with the moving head at the same instant.
     let t0 = Instant::now();
+    let mut target = None;
     loop {
         let s = h.ok("/api/v1/status", ADMIN).await;
         let alerts = h.ok("/api/v1/alerts?state=active", ADMIN).await;
-        if s["devices"] == 9
-            && s["store_seq"].as_u64() >= s["engine_seq"].as_u64()
+        if target.is_none() && s["devices"] == 9 {
+            target = s["engine_seq"].as_u64();
+        }
+        if target.is_some()
+            && s["store_seq"].as_u64() >= target
             && !alerts["items"].as_array().unwrap().is_empty()
         {
             break;
