@@ -2,16 +2,19 @@
 // rather than EventSource: EventSource cannot send the bearer token of an
 // API-token sign-in. Reconnects with back-off and resumes after the last
 // finding it saw (Last-Event-ID), so a dropped connection loses nothing the
-// server still has.
+// server still has. Alerts, actions and their results are not resumed:
+// pages that show them reload them from the API.
 
 import { authHeaders } from './api';
-import type { Alert, Finding } from './types';
+import type { Alert, AuditAction, Finding, LiveActionResult } from './types';
 
 export type LiveState = 'connecting' | 'live' | 'offline';
 
 type Events = {
   finding: Finding;
   alert: Alert;
+  action: AuditAction;
+  action_result: LiveActionResult;
   lagged: { missed: number; reason: string };
   state: LiveState;
 };
@@ -21,6 +24,8 @@ type Listener<K extends keyof Events> = (v: Events[K]) => void;
 const listeners: { [K in keyof Events]: Set<Listener<K>> } = {
   finding: new Set(),
   alert: new Set(),
+  action: new Set(),
+  action_result: new Set(),
   lagged: new Set(),
   state: new Set(),
 };
@@ -68,6 +73,10 @@ function dispatch(event: string, data: string, id: string | null): void {
   if (event === 'ready') setState('live');
   else if (event === 'finding') emit('finding', v as Finding);
   else if (event === 'alert') emit('alert', v as Alert);
+  // Actions and results carry no id: missed ones are read from the audit
+  // trail (the device page reloads it), not resumed.
+  else if (event === 'action') emit('action', v as AuditAction);
+  else if (event === 'action_result') emit('action_result', v as LiveActionResult);
   else if (event === 'lagged') emit('lagged', v as Events['lagged']);
   // Other event types are newer than this console: ignored, as SSE says.
 }

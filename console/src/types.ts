@@ -199,6 +199,7 @@ export interface AlertSummary {
 export interface ActionResult {
   seq: number;
   time: string;
+  time_ms: number;
   result: string;
   detail: string;
   attempts: number;
@@ -210,6 +211,8 @@ export interface AuditAction {
   time: string;
   time_ms: number;
   imsi: string;
+  tenant: string | null;
+  group: string | null;
   actor: string;
   rule: string | null;
   action: string;
@@ -224,6 +227,15 @@ export interface AuditAction {
   step: number;
   enforce: boolean;
   results: ActionResult[];
+}
+
+/** The network's answer to an action on the live stream (`action_result`):
+ *  the audit trail's result with its action's id, device, tenant and group. */
+export interface LiveActionResult extends ActionResult {
+  action: string;
+  imsi: string;
+  tenant: string | null;
+  group: string | null;
 }
 
 export interface Status_ {

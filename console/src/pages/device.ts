@@ -417,6 +417,23 @@ export const devicePage: PageFn = (root, ctx) => {
     await awaitResults(res.action_id);
   };
 
+  // Live audit updates, coalesced: an escalation or a NAS answering
+  // several requests brings a burst of events, worth one reload.
+  let refreshTimer: number | undefined;
+  let refreshDevice = false;
+  const liveRefresh = (lifecycleChanged: boolean) => {
+    refreshDevice ||= lifecycleChanged;
+    if (refreshTimer !== undefined) return;
+    refreshTimer = window.setTimeout(() => {
+      refreshTimer = undefined;
+      const withDevice = refreshDevice;
+      refreshDevice = false;
+      if (stopped) return;
+      void loadAudit().catch(() => undefined);
+      if (withDevice) void loadDevice(false);
+    }, 250);
+  };
+
   void loadDevice(true);
   const timer = window.setInterval(() => {
     if (!document.hidden) void loadDevice(false);
@@ -431,10 +448,20 @@ export const devicePage: PageFn = (root, ctx) => {
     live.subscribe('alert', (a) => {
       if (a.imsi === imsi) void loadAlerts().catch(() => undefined);
     }),
+    // A rule's block or the NAS's answer shows without a reload. The audit
+    // timeline is reloaded (one request: an entry's results are nested in
+    // it), the device too when the action changed its lifecycle.
+    live.subscribe('action', (a) => {
+      if (a.imsi === imsi) liveRefresh(a.from !== a.to);
+    }),
+    live.subscribe('action_result', (r) => {
+      if (r.imsi === imsi) liveRefresh(false);
+    }),
   ];
   return () => {
     stopped = true;
     window.clearInterval(timer);
+    window.clearTimeout(refreshTimer);
     unsubs.forEach((u) => u());
     disposeMap?.();
   };

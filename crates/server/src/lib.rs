@@ -81,15 +81,37 @@ pub struct RecoveryReport {
     pub millis: u64,
 }
 
-/// What the live stream (`GET /api/v1/events`) carries. Alerts and actions
-/// come in later issues as new variants; see [`api::findings::STREAM_VERSION`]
-/// for how their wire form stays compatible.
+/// The findings of the live stream (`GET /api/v1/events`). Alerts and
+/// actions have channels of their own on the [`EventHub`] (they are not
+/// resumed by finding id); see [`api::findings::STREAM_VERSION`] for how the
+/// wire form stays compatible.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LiveEvent {
     /// A finding whose store transaction has committed (a client that sees
     /// it can fetch it).
     Finding(Arc<simguard_engine::Finding>),
+}
+
+/// An entry of the audit trail on the live stream: an action (a rule's or a
+/// person's, enforced or dry-run) or the network's answer to one. Shared
+/// between subscribers, not copied.
+#[derive(Clone, Debug)]
+pub enum LiveAction {
+    Action(Arc<simguard_engine::rules::Action>),
+    Result(Arc<LiveResult>),
+}
+
+/// The network's answer to an action, with what the stream filters on: the
+/// action's tenant and group (a result carries only the action id and IMSI,
+/// and tenant scoping must not depend on where the device is now).
+#[derive(Clone, Debug)]
+pub struct LiveResult {
+    /// Journal sequence of the answer.
+    pub seq: u64,
+    pub result: simguard_engine::rules::ActionResult,
+    pub tenant: Option<String>,
+    pub group: Option<String>,
 }
 
 /// The broadcast behind the live stream. Publishing never blocks the sink: a
@@ -101,6 +123,10 @@ pub struct EventHub {
     /// Alert changes (committed), on their own channel so that finding
     /// subscribers and their resumption are unchanged.
     alerts_tx: tokio::sync::broadcast::Sender<Arc<simguard_store::Alert>>,
+    /// Committed actions and the network's answers, on a third channel for
+    /// the same reason (and so that a burst of them cannot push findings
+    /// out of a subscriber's buffer).
+    actions_tx: tokio::sync::broadcast::Sender<LiveAction>,
     closed: Arc<tokio::sync::watch::Sender<bool>>,
     pub metrics: metrics::StreamMetrics,
 }
@@ -110,6 +136,7 @@ pub struct EventHub {
 pub struct Subscription {
     pub rx: tokio::sync::broadcast::Receiver<LiveEvent>,
     pub alerts: tokio::sync::broadcast::Receiver<Arc<simguard_store::Alert>>,
+    pub actions: tokio::sync::broadcast::Receiver<LiveAction>,
     pub closed: tokio::sync::watch::Receiver<bool>,
     gauge: ::metrics::Gauge,
 }
@@ -128,10 +155,12 @@ impl EventHub {
     pub fn new(capacity: usize) -> EventHub {
         let (tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
         let (alerts_tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
+        let (actions_tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
         let (closed, _) = tokio::sync::watch::channel(false);
         EventHub {
             tx,
             alerts_tx,
+            actions_tx,
             closed: Arc::new(closed),
             metrics: metrics::StreamMetrics::new(),
         }
@@ -142,6 +171,7 @@ impl EventHub {
         Subscription {
             rx: self.tx.subscribe(),
             alerts: self.alerts_tx.subscribe(),
+            actions: self.actions_tx.subscribe(),
             closed: self.closed.subscribe(),
             gauge: self.metrics.subscribers.clone(),
         }
@@ -165,6 +195,12 @@ impl EventHub {
             // An error only means nobody listens right now.
             let _ = self.alerts_tx.send(Arc::new(a));
         }
+    }
+
+    /// Announces an action or a result a committed batch wrote.
+    pub fn action_committed(&self, ev: LiveAction) {
+        // An error only means nobody listens right now.
+        let _ = self.actions_tx.send(ev);
     }
 
     /// Announces the findings of a batch that has just committed, those the

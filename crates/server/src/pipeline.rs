@@ -567,8 +567,60 @@ impl SinkState {
         if let Some(hub) = &self.events {
             hub.findings_committed(batch.findings, &applied);
             hub.alerts_committed(applied.alerts);
+            // A replayed batch (skipped whole) was announced when it was
+            // first written, or before any subscriber could be listening.
+            if applied.written {
+                announce_actions(hub, store, batch.actions, batch.action_results);
+            }
         }
         Ok(())
+    }
+}
+
+/// Announces the actions and results of a committed batch on the live
+/// stream, each result with its action's tenant and group: from the batch
+/// when the action is in it, else from the store (a point read by primary
+/// key, and there is one result per enforced action: cheap enough for the
+/// sink). A result whose action cannot be read is announced without a
+/// tenant, so that only operator-wide callers see it, never another tenant.
+fn announce_actions(
+    hub: &crate::EventHub,
+    store: &Store,
+    actions: Vec<Action>,
+    results: Vec<(u64, simguard_engine::rules::ActionResult)>,
+) {
+    use crate::{LiveAction, LiveResult};
+    let scope_of: std::collections::HashMap<u64, (Option<String>, Option<String>)> = results
+        .iter()
+        .map(|(_, r)| r.action)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|id| {
+            let scope = match actions.iter().find(|a| a.id == id) {
+                Some(a) => (a.tenant.clone(), a.group.clone()),
+                None => match store.action(id) {
+                    Ok(Some(e)) => (e.action.tenant, e.action.group),
+                    Ok(None) => (None, None),
+                    Err(e) => {
+                        tracing::warn!(error = %e, action = id, "action of a result not readable");
+                        (None, None)
+                    }
+                },
+            };
+            (id, scope)
+        })
+        .collect();
+    for a in actions {
+        hub.action_committed(LiveAction::Action(Arc::new(a)));
+    }
+    for (seq, result) in results {
+        let (tenant, group) = scope_of.get(&result.action).cloned().unwrap_or_default();
+        hub.action_committed(LiveAction::Result(Arc::new(LiveResult {
+            seq,
+            result,
+            tenant,
+            group,
+        })));
     }
 }
 

@@ -761,6 +761,8 @@ async fn openapi_documents_findings_and_the_stream() {
             .is_object()
     );
     assert!(doc["components"]["schemas"]["FindingView"].is_object());
+    // The data of the `action_result` event (`action` is an ActionView).
+    assert!(doc["components"]["schemas"]["ActionResultView"].is_object());
     server.shutdown().await;
 }
 

@@ -513,6 +513,12 @@ impl Store {
             .map_err(self.err())?;
         Ok(())
     }
+
+    /// One action by id, with its results: for the sink, which announces a
+    /// result with its action's tenant when the action was in an earlier batch.
+    pub fn action(&self, id: u64) -> Result<Option<AuditEntry>> {
+        audit::one(&self.conn, &self.err(), id)
+    }
 }
 
 /// Read side, one per query-serving thread.

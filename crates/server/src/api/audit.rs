@@ -11,7 +11,7 @@ use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use simguard_engine::rules::{Action, ActionKind, RuleMode};
+use simguard_engine::rules::{Action, ActionKind, ActionResult, RuleMode};
 use simguard_engine::time::{parse_rfc3339, rfc3339};
 use simguard_engine::{Event, Finding};
 use simguard_store::{AuditCursor, AuditEntry, AuditFilter, Role};
@@ -24,7 +24,7 @@ const MAX_REASON: usize = 500;
 // ---- views ----
 
 /// What the network answered to an enforced action.
-#[derive(Serialize, ToSchema, Debug, Clone)]
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq)]
 pub struct ResultView {
     /// Journal sequence of the answer.
     pub seq: u64,
@@ -40,7 +40,7 @@ pub struct ResultView {
 }
 
 /// One entry of the audit trail: who or what did what to which device, and why.
-#[derive(Serialize, ToSchema, Debug, Clone)]
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq)]
 pub struct ActionView {
     /// Deterministic: (journal sequence << 8) | index. Text, like finding ids.
     pub id: String,
@@ -111,22 +111,50 @@ pub fn action_view(a: &Action) -> ActionView {
     }
 }
 
+pub fn result_view(seq: u64, r: &ActionResult) -> ResultView {
+    ResultView {
+        seq,
+        time: rfc3339(r.time),
+        time_ms: r.time,
+        result: r.result.clone(),
+        detail: r.detail.clone(),
+        attempts: r.attempts,
+        sent: r.sent.clone(),
+    }
+}
+
 pub fn entry_view(e: &AuditEntry) -> ActionView {
     let mut v = action_view(&e.action);
     v.results = e
         .results
         .iter()
-        .map(|r| ResultView {
-            seq: r.seq,
-            time: rfc3339(r.result.time),
-            time_ms: r.result.time,
-            result: r.result.result.clone(),
-            detail: r.result.detail.clone(),
-            attempts: r.result.attempts,
-            sent: r.result.sent.clone(),
-        })
+        .map(|r| result_view(r.seq, &r.result))
         .collect();
     v
+}
+
+/// The network's answer on the live stream (`action_result`): the result
+/// as in the audit trail's `results`, with the action it answers and what
+/// the stream filters on (the action's device, tenant and group).
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct ActionResultView {
+    /// The action's id (as `id` of the `action` event and the audit trail).
+    pub action: String,
+    pub imsi: String,
+    pub tenant: Option<String>,
+    pub group: Option<String>,
+    #[serde(flatten)]
+    pub result: ResultView,
+}
+
+pub fn live_result_view(r: &crate::LiveResult) -> ActionResultView {
+    ActionResultView {
+        action: r.result.action.to_string(),
+        imsi: r.result.imsi.to_string(),
+        tenant: r.tenant.clone(),
+        group: r.group.clone(),
+        result: result_view(r.seq, &r.result),
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -6,10 +6,11 @@
 //! an event can fetch the finding at once.
 
 use super::alerts::{alert_matches, alert_view, AlertView};
+use super::audit::{action_view, live_result_view, ActionResultView, ActionView};
 use super::error::{ApiError, ErrorBody};
 use super::{parse_imsi_path, with_reader, Caller};
 use crate::metrics::StreamMetrics;
-use crate::{AppState, LiveEvent, Subscription};
+use crate::{AppState, LiveAction, LiveEvent, Subscription};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -503,9 +504,9 @@ pub async fn finding_summary(
 // ---- live stream ----
 
 /// Wire version of the stream. Version 1: SSE events `ready`, `finding`,
-/// `lagged` and `alert` (below). Later issues add event types (actions) as
-/// new variants of [`StreamEventV1`]; clients ignore event types they do
-/// not know (the SSE rule). Changing the shape of an existing event makes a
+/// `lagged`, `alert`, `action` and `action_result` (below). New event types
+/// are added as new variants of [`StreamEventV1`]; clients ignore event
+/// types they do not know (the SSE rule). Changing the shape of an existing event makes a
 /// version 2, which clients ask for with `?version=2`.
 pub const STREAM_VERSION: u32 = 1;
 
@@ -529,7 +530,8 @@ pub struct LaggedView {
     pub missed: u64,
     /// slow_consumer: the live buffer dropped `missed` events (of every
     /// tenant and type) before this client read them; the findings among
-    /// them that it may see follow, replayed from the store.
+    /// them that it may see follow, replayed from the store (alerts and
+    /// actions are not replayed: GET /api/v1/alerts and /api/v1/audit).
     /// replay_limit: `missed` findings this client may see were not
     /// replayed (only the newest 1000 are); list them with
     /// GET /api/v1/findings. replay_failed: the store could not be read;
@@ -552,6 +554,14 @@ pub enum StreamEventV1 {
     /// No `id:` (Last-Event-ID resumes findings only; alerts missed while
     /// disconnected are read with `GET /api/v1/alerts`).
     Alert(Box<AlertView>),
+    /// An action was decided (a rule's or a person's; enforced or dry-run,
+    /// `mode` says which), as in `GET /api/v1/audit` (without results).
+    /// No `id:`: actions missed while disconnected are read with
+    /// `GET /api/v1/audit`.
+    Action(Box<ActionView>),
+    /// The network answered an action (ack, nak, timeout...): the result
+    /// with its action's id, IMSI, tenant and group. No `id:` either.
+    ActionResult(Box<ActionResultView>),
 }
 
 impl StreamEventV1 {
@@ -561,6 +571,8 @@ impl StreamEventV1 {
             StreamEventV1::Finding(_) => "finding",
             StreamEventV1::Lagged(_) => "lagged",
             StreamEventV1::Alert(_) => "alert",
+            StreamEventV1::Action(_) => "action",
+            StreamEventV1::ActionResult(_) => "action_result",
         }
     }
 
@@ -571,6 +583,8 @@ impl StreamEventV1 {
             StreamEventV1::Finding(v) => ev.id(v.id.clone()).json_data(v),
             StreamEventV1::Lagged(v) => ev.json_data(v),
             StreamEventV1::Alert(v) => ev.json_data(v),
+            StreamEventV1::Action(v) => ev.json_data(v),
+            StreamEventV1::ActionResult(v) => ev.json_data(v),
         };
         r.unwrap_or_else(|e| {
             // Our views always serialize; should one not, say so on the stream.
@@ -707,6 +721,22 @@ pub fn live_stream(
                     }
                     Err(RecvError::Closed) => return None,
                 },
+                r = st.sub.actions.recv() => match r {
+                    Ok(a) => {
+                        if let Some(ev) = action_event(&st.filter, &a) {
+                            st.queue.push_back(ev);
+                        }
+                    }
+                    // Not replayed either (GET /api/v1/audit has them).
+                    Err(RecvError::Lagged(n)) => {
+                        st.metrics.lagged.increment(n);
+                        st.queue.push_back(StreamEventV1::Lagged(LaggedView {
+                            missed: n,
+                            reason: "slow_consumer",
+                        }));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
                 changed = st.sub.closed.changed() => {
                     if changed.is_err() || *st.sub.closed.borrow() {
                         return None;
@@ -717,8 +747,33 @@ pub fn live_stream(
     })
 }
 
-/// Server-sent events: findings as they are committed (and later alerts and
-/// actions), scoped to the caller's tenant and the filters.
+/// The stream event of an action or result if the subscriber may see it:
+/// the caller's tenant scope and the `tenant`, `group` and `imsi` filters,
+/// applied to the action's tenant, group and device (a result's are its
+/// action's). `type` and `severity` select findings and alerts only: an
+/// action has neither, and a device page filtering on `imsi` wants them all.
+fn action_event(f: &FindingFilter, a: &LiveAction) -> Option<StreamEventV1> {
+    let (tenant, group, imsi) = match a {
+        LiveAction::Action(a) => (&a.tenant, &a.group, a.imsi),
+        LiveAction::Result(r) => (&r.tenant, &r.group, r.result.imsi),
+    };
+    let tenant_is =
+        |want: &Option<String>| want.as_deref().is_none_or(|w| tenant.as_deref() == Some(w));
+    let visible = tenant_is(&f.scope)
+        && tenant_is(&f.tenant)
+        && f.group
+            .as_deref()
+            .is_none_or(|g| group.as_deref() == Some(g))
+        && f.imsi.is_none_or(|i| i == imsi);
+    visible.then(|| match a {
+        LiveAction::Action(a) => StreamEventV1::Action(Box::new(action_view(a))),
+        LiveAction::Result(r) => StreamEventV1::ActionResult(Box::new(live_result_view(r))),
+    })
+}
+
+/// Server-sent events: findings, alert changes, actions and the network's
+/// answers to them as they are committed, scoped to the caller's tenant and
+/// the filters.
 ///
 /// Events (wire version 1):
 /// - `ready`: first, `{"version":1,"after":"<id>"}`.
@@ -728,13 +783,23 @@ pub fn live_stream(
 /// - `alert`: no `id:`, `data:` the alert after a change (as in
 ///   `GET /api/v1/alerts/{id}`, without comments), with the same tenant,
 ///   group, IMSI, severity and type filters.
+/// - `action`: no `id:`, `data:` an action decided by a rule or a person,
+///   enforced or dry-run (`mode`), as in `GET /api/v1/audit` (`results`
+///   empty: the answers follow as `action_result`). Tenant, group and IMSI
+///   filters apply (`type` and `severity` do not).
+/// - `action_result`: no `id:`, `data:` the network's answer to an action
+///   (`action`: its id; `imsi`, `tenant`, `group`: the action's; then the
+///   result as in the audit trail's `results`), filtered as `action`.
+///
+/// Only findings resume: actions and results missed while disconnected
+/// (or in a `lagged` gap) are read from `GET /api/v1/audit`.
 ///
 /// Keep-alive comments every 15 s. Send `Last-Event-ID` to resume: the
 /// findings committed after that id are replayed from the store first (the
 /// newest 1000 at most).
 #[utoipa::path(get, path = "/api/v1/events",
     params(EventQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this finding id")),
-    responses((status = 200, description = "text/event-stream of `ready`, `finding` and `lagged` events", content_type = "text/event-stream", body = String), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "text/event-stream of `ready`, `finding`, `lagged`, `alert`, `action` and `action_result` events (only `finding` has an `id:`; missed actions are read from GET /api/v1/audit)", content_type = "text/event-stream", body = String), (status = 400, body = ErrorBody)))]
 pub async fn events(
     State(s): State<AppState>,
     caller: Caller,
@@ -821,7 +886,8 @@ fn session_end(
 mod tests {
     use super::*;
     use crate::EventHub;
-    use simguard_engine::{Digits, Evidence};
+    use simguard_engine::rules::{Action, ActionKind, ActionResult, RuleMode};
+    use simguard_engine::{Digits, Evidence, Lifecycle};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn finding(seq: u64, tenant: &str) -> Finding {
@@ -846,6 +912,10 @@ mod tests {
                 StreamEventV1::Finding(f) => (f.id.parse::<u64>().unwrap() >> 8).to_string(),
                 StreamEventV1::Lagged(l) => format!("lagged {} {}", l.missed, l.reason),
                 StreamEventV1::Alert(a) => format!("alert {}", a.id),
+                StreamEventV1::Action(a) => format!("action {} {} {}", a.id, a.imsi, a.mode),
+                StreamEventV1::ActionResult(r) => {
+                    format!("result {} {} {}", r.action, r.imsi, r.result.result)
+                }
             })
             .collect()
     }
@@ -922,6 +992,164 @@ mod tests {
             hub.subscribers(),
             0,
             "the subscription went with the stream"
+        );
+    }
+
+    fn action(id: u64, imsi: &str, tenant: &str, mode: RuleMode) -> LiveAction {
+        LiveAction::Action(Arc::new(Action {
+            id,
+            time: 0,
+            imsi: Digits::parse(imsi).unwrap(),
+            tenant: Some(tenant.into()),
+            group: Some(format!("{tenant}-meters")),
+            actor: "user:alice".into(),
+            rule: None,
+            kind: ActionKind::Block,
+            mode,
+            reason: "test".into(),
+            finding: None,
+            from: Some(Lifecycle::Active),
+            to: Some(Lifecycle::Blocked),
+            expires: None,
+            step: 0,
+            enforce: mode == RuleMode::Enforce,
+        }))
+    }
+
+    /// A result scoped as its action: `tenant` is the action's.
+    fn result(action: u64, imsi: &str, tenant: &str) -> LiveAction {
+        LiveAction::Result(Arc::new(crate::LiveResult {
+            seq: 9,
+            result: ActionResult {
+                action,
+                time: 0,
+                imsi: Digits::parse(imsi).unwrap(),
+                result: "ack".into(),
+                detail: String::new(),
+                attempts: 1,
+                sent: Vec::new(),
+            },
+            tenant: Some(tenant.into()),
+            group: Some(format!("{tenant}-meters")),
+        }))
+    }
+
+    /// What a subscriber with `filter` gets of a mix of tenants' actions.
+    async fn actions_seen(filter: FindingFilter) -> Vec<String> {
+        let hub = EventHub::new(16);
+        let s = live_stream(
+            hub.subscribe(),
+            filter,
+            0,
+            store_of(Arc::new(AtomicU64::new(0))),
+            hub.metrics.clone(),
+        );
+        const A1: &str = "901700000000001";
+        const A2: &str = "901700000000002";
+        const G1: &str = "901700000000009";
+        hub.action_committed(action(1, A1, "acme", RuleMode::Enforce));
+        hub.action_committed(action(2, G1, "globex", RuleMode::Enforce));
+        hub.action_committed(action(3, A2, "acme", RuleMode::DryRun));
+        hub.action_committed(result(2, G1, "globex"));
+        hub.action_committed(result(1, A1, "acme"));
+        hub.close();
+        names(&rest(s).await)
+    }
+
+    #[tokio::test]
+    async fn live_actions_and_results_are_scoped_and_filtered() {
+        let scoped = |scope: &str| FindingFilter {
+            scope: Some(scope.into()),
+            ..Default::default()
+        };
+        // A tenant's stream: its actions (dry runs too) and the answers to
+        // them, never another tenant's.
+        assert_eq!(
+            actions_seen(scoped("acme")).await,
+            vec![
+                "ready>0",
+                "action 1 901700000000001 enforce",
+                "action 3 901700000000002 dry-run",
+                "result 1 901700000000001 ack",
+            ]
+        );
+        assert_eq!(
+            actions_seen(scoped("globex")).await,
+            vec![
+                "ready>0",
+                "action 2 901700000000009 enforce",
+                "result 2 901700000000009 ack",
+            ]
+        );
+        // The imsi filter (a device page), also for results.
+        assert_eq!(
+            actions_seen(FindingFilter {
+                imsi: Digits::parse("901700000000001"),
+                ..Default::default()
+            })
+            .await,
+            vec![
+                "ready>0",
+                "action 1 901700000000001 enforce",
+                "result 1 901700000000001 ack",
+            ]
+        );
+        // The group filter; a tenant asking for another's group gets nothing.
+        assert_eq!(
+            actions_seen(FindingFilter {
+                group: Some("globex-meters".into()),
+                ..Default::default()
+            })
+            .await,
+            vec![
+                "ready>0",
+                "action 2 901700000000009 enforce",
+                "result 2 901700000000009 ack",
+            ]
+        );
+        assert_eq!(
+            actions_seen(FindingFilter {
+                group: Some("globex-meters".into()),
+                ..scoped("acme")
+            })
+            .await,
+            vec!["ready>0"]
+        );
+        // Finding filters (type, severity) do not hide actions.
+        assert_eq!(
+            actions_seen(FindingFilter {
+                kinds: vec![FindingKind::Scanning],
+                min_severity: Some(Severity::Critical),
+                ..scoped("globex")
+            })
+            .await
+            .len(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn lagging_behind_on_actions_is_told() {
+        let hub = EventHub::new(2);
+        let s = live_stream(
+            hub.subscribe(),
+            FindingFilter::default(),
+            0,
+            store_of(Arc::new(AtomicU64::new(0))),
+            hub.metrics.clone(),
+        );
+        for id in 1..=5 {
+            hub.action_committed(action(id, "901700000000001", "acme", RuleMode::Enforce));
+        }
+        hub.close();
+        assert_eq!(
+            names(&rest(s).await),
+            vec![
+                "ready>0",
+                "lagged 3 slow_consumer",
+                "action 4 901700000000001 enforce",
+                "action 5 901700000000001 enforce",
+            ]
         );
     }
 
