@@ -8,11 +8,10 @@ use simguard_radius::{attr, Code, PacketWriter};
 use simguard_server::coa::Enforcer;
 use simguard_server::config::Config;
 use simguard_server::{EnforceAction, EnforceRequest, EnforceResult, Server, StartOptions};
-use simguard_testkit::{have_freeradius, Nas};
+use simguard_testkit::{have_freeradius, radclient_acct, Nas};
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -420,33 +419,14 @@ async fn actions_decided_by_the_engine_reach_the_nas_and_their_answers_are_audit
     .await;
 
     // The PGW reports the session.
-    let file = dir.path().join("start.radclient");
-    std::fs::write(
-        &file,
-        format!(
-            "3GPP-IMSI = \"{IMSI}\"\nFramed-IP-Address = 10.45.0.7\nAcct-Status-Type = Start\n\
-             Acct-Session-Id = \"sess-enf-1\"\nMessage-Authenticator = 0x00\n"
-        ),
-    )
-    .unwrap();
-    let acct = server.acct_addr.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("radclient")
-            .args(["-x", "-r", "3", "-t", "2", "-f"])
-            .arg(&file)
-            .arg(&acct)
-            .arg("acct")
-            .arg(SECRET)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("Accounting-Response"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let packet = format!(
+        "3GPP-IMSI = \"{IMSI}\"\nFramed-IP-Address = 10.45.0.7\nAcct-Status-Type = Start\n\
+         Acct-Session-Id = \"sess-enf-1\"\nMessage-Authenticator = 0x00\n"
     );
+    let (path, acct) = (dir.path().to_path_buf(), server.acct_addr);
+    tokio::task::spawn_blocking(move || radclient_acct(&path, "start", &packet, acct, SECRET))
+        .await
+        .unwrap();
 
     // A person blocks it.
     call(

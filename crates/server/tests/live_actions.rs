@@ -6,11 +6,10 @@
 
 use simguard_server::config::Config;
 use simguard_server::{Server, StartOptions};
-use simguard_testkit::{have_freeradius, Nas};
+use simguard_testkit::{have_freeradius, radclient_acct, Nas};
 
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const SECRET: &str = "live-actions-secret";
@@ -139,32 +138,14 @@ impl Stream {
 }
 
 async fn session_start(dir: &Path, acct: std::net::SocketAddr, imsi: &str, ip: &str) {
-    let file = dir.join(format!("start-{imsi}.radclient"));
-    std::fs::write(
-        &file,
-        format!(
-            "3GPP-IMSI = \"{imsi}\"\nFramed-IP-Address = {ip}\nAcct-Status-Type = Start\n\
-             Acct-Session-Id = \"sess-{imsi}\"\nMessage-Authenticator = 0x00\n"
-        ),
-    )
-    .unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("radclient")
-            .args(["-x", "-r", "3", "-t", "2", "-f"])
-            .arg(&file)
-            .arg(acct.to_string())
-            .arg("acct")
-            .arg(SECRET)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("Accounting-Response"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let packet = format!(
+        "3GPP-IMSI = \"{imsi}\"\nFramed-IP-Address = {ip}\nAcct-Status-Type = Start\n\
+         Acct-Session-Id = \"sess-{imsi}\"\nMessage-Authenticator = 0x00\n"
     );
+    let (dir, name) = (dir.to_path_buf(), format!("start-{imsi}"));
+    tokio::task::spawn_blocking(move || radclient_acct(&dir, &name, &packet, acct, SECRET))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,6 +3,7 @@
 //! `Nas`: FreeRADIUS 3.2 (`freeradius -X`) acting as the NAS that receives
 //! our CoA and Disconnect requests (see ../shared/TESTING-PEERS.md), on an
 //! ephemeral port, with what it received read back from its debug output.
+//! `radclient_acct`: the PGW's accounting, sent with FreeRADIUS's radclient.
 //! `peers`: what the tests against the notification peers share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,6 +26,44 @@ pub fn have_freeradius() -> bool {
     }
     eprintln!("SKIP: {FREERADIUS} is missing (apt-get install freeradius)");
     false
+}
+
+/// Sends `packets` (radclient's text form; packets separated by a blank
+/// line) to `addr` as accounting with radclient, in order, and asserts that
+/// every one was answered (that is, journaled). Blocking: call it from
+/// `spawn_blocking` in async tests.
+pub fn radclient_acct(
+    dir: &Path,
+    name: &str,
+    packets: &str,
+    addr: std::net::SocketAddr,
+    secret: &str,
+) {
+    let file = dir.join(format!("{name}.radclient"));
+    std::fs::write(&file, packets).unwrap();
+    let sent = packets
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .count();
+    let out = Command::new("radclient")
+        .args(["-x", "-p", "1", "-r", "3", "-t", "2", "-f"])
+        .arg(&file)
+        .arg(addr.to_string())
+        .arg("acct")
+        .arg(secret)
+        .output()
+        .expect("radclient (apt-get install freeradius-utils)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let answered = stdout
+        .lines()
+        .filter(|l| l.starts_with("Received Accounting-Response"))
+        .count();
+    assert!(
+        out.status.success() && answered == sent,
+        "radclient: {}, {answered}/{sent} answered\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// FreeRADIUS acting as the NAS, on an ephemeral port; killed on drop.
