@@ -13,7 +13,7 @@
 
 mod flows_support;
 
-use flows_support::{config_with, now_ms, radclient, start_with, Acct, ADMIN};
+use flows_support::{config_with, now_ms, start_with, unprovisioned, ADMIN};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -92,36 +92,6 @@ secret = "{SECRET}"
 timeout_ms = 2000
 "#
     )
-}
-
-/// radclient Starts for `n` IMSIs that are not in the inventory: one
-/// `unprovisioned` finding, hence one alert, each.
-async fn unprovisioned(
-    server: &simguard_server::Server,
-    dir: &Path,
-    first: u64,
-    n: u64,
-) -> Vec<String> {
-    let t = now_ms() / 1000;
-    let imsis: Vec<String> = (first..first + n)
-        .map(|i| format!("90170990000{i:04}"))
-        .collect();
-    let ips: Vec<String> = (0..n)
-        .map(|i| format!("10.77.{}.{}", i / 250, i % 250 + 1))
-        .collect();
-    let sess: Vec<String> = imsis.iter().map(|i| format!("n-{i}")).collect();
-    let reqs: Vec<Acct> = (0..n as usize)
-        .map(|i| Acct {
-            imsi: &imsis[i],
-            ip: &ips[i],
-            status: "Start",
-            session: &sess[i],
-            time: t,
-            session_time: None,
-        })
-        .collect();
-    radclient(server.acct_addr, dir, &format!("n{first}"), &reqs).await;
-    imsis
 }
 
 struct Http {

@@ -21,7 +21,7 @@
 
 mod flows_support;
 
-use flows_support::{config_with, now_ms, radclient, start_with, Acct, ADMIN};
+use flows_support::{config_with, now_ms, start_with, unprovisioned, ADMIN};
 use serde_json::Value;
 use simguard_testkit::{
     need_peer,
@@ -214,36 +214,6 @@ retry_max_secs = 2
 {extra}
 "#
     )
-}
-
-/// radclient Starts for `n` IMSIs that are not in the inventory: one
-/// `unprovisioned` finding, hence one alert, each.
-async fn unprovisioned(
-    server: &simguard_server::Server,
-    dir: &Path,
-    first: u64,
-    n: u64,
-) -> Vec<String> {
-    let t = now_ms() / 1000;
-    let imsis: Vec<String> = (first..first + n)
-        .map(|i| format!("90170880000{i:04}"))
-        .collect();
-    let ips: Vec<String> = (0..n)
-        .map(|i| format!("10.78.{}.{}", i / 250, i % 250 + 1))
-        .collect();
-    let sess: Vec<String> = imsis.iter().map(|i| format!("c-{i}")).collect();
-    let reqs: Vec<Acct> = (0..n as usize)
-        .map(|i| Acct {
-            imsi: &imsis[i],
-            ip: &ips[i],
-            status: "Start",
-            session: &sess[i],
-            time: t,
-            session_time: None,
-        })
-        .collect();
-    radclient(server.acct_addr, dir, &format!("c{first}"), &reqs).await;
-    imsis
 }
 
 struct Http {

@@ -373,6 +373,32 @@ pub async fn radclient(acct: SocketAddr, dir: &Path, name: &str, requests: &[Acc
     .expect("radclient task");
 }
 
+/// radclient Starts for `n` IMSIs (`first`..) that are not in the
+/// inventory: one `unprovisioned` finding, hence one alert, each. Returns
+/// the IMSIs.
+pub async fn unprovisioned(server: &Server, dir: &Path, first: u64, n: u64) -> Vec<String> {
+    let t = now_ms() / 1000;
+    let imsis: Vec<String> = (first..first + n)
+        .map(|i| format!("90170990000{i:04}"))
+        .collect();
+    let ips: Vec<String> = (0..n)
+        .map(|i| format!("10.77.{}.{}", i / 250, i % 250 + 1))
+        .collect();
+    let sess: Vec<String> = imsis.iter().map(|i| format!("n-{i}")).collect();
+    let reqs: Vec<Acct> = (0..n as usize)
+        .map(|i| Acct {
+            imsi: &imsis[i],
+            ip: &ips[i],
+            status: "Start",
+            session: &sess[i],
+            time: t,
+            session_time: None,
+        })
+        .collect();
+    radclient(server.acct_addr, dir, &format!("n{first}"), &reqs).await;
+    imsis
+}
+
 // ------------------------------------------------------------------ IPFIX --
 
 /// Information elements the encoder knows (RFC 7012 ids).
