@@ -11,18 +11,20 @@ use crate::finding::FindingKind;
 use crate::ids::Digits;
 use crate::inventory::{DeviceRecord, Group, Lifecycle, Tenant};
 use crate::iptable::{DeviceRef, IpTable};
-use crate::policy::{FirewallPolicy, PolicyAction};
+use crate::policy::FirewallPolicy;
 use crate::rules::{
     strength, Action, ActionKind, ConnectivityEvent, Rule, RuleMode, RuleState, Signal, Trigger,
     UsageLimit, UsagePeriod,
 };
 use crate::time::{month_start, DAY_MS, HOUR_MS};
-use crate::traffic::{FlowDirection, RecentFlow, Ring, TrafficProfile, Violation};
+use crate::traffic::{FlowDirection, RecentFlow, Ring, TrafficProfile};
 use crate::Output;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+
+mod flow_batch;
 
 /// Partitions by IMSI. Fixed, because it is part of the snapshot; it lets the
 /// engine later run one partition per core.
@@ -35,7 +37,7 @@ pub const MAX_SYMBOLS: usize = 1 << 20;
 /// Unattributed flows kept for inspection (engine-wide).
 pub const UNATTRIBUTED_LOG: usize = 1000;
 
-/// Flows applied per pipeline round (see `Engine::apply_flows`).
+/// Flows per prefetch round (see `flow_batch`).
 const FLOW_ROUND: usize = 64;
 
 /// Engine-wide options; fixed for the life of a journal (stored in snapshots).
@@ -344,6 +346,14 @@ pub struct Engine {
     /// Encoded after the rest in snapshots (see `encode_snapshot`).
     #[serde(skip)]
     exceeded: BTreeSet<(i64, Digits, Exceeded)>,
+    /// Threads that apply a large batch of flows, partition by partition
+    /// (see `flow_batch`; 0 and 1 both mean the calling thread only). Not
+    /// state: the result is the same for any number.
+    #[serde(skip)]
+    flow_workers: usize,
+    /// Attribution of the batch being applied, kept to reuse its memory.
+    #[serde(skip)]
+    found_scratch: Vec<flow_batch::Found>,
 }
 
 /// Which usage limit an entry of `Engine::exceeded` is about.
@@ -366,11 +376,12 @@ struct Expiry {
     set: Lifecycle,
 }
 
-/// Version 6: groups learn services (provider prefix, port, protocol) for
+/// Version 7: new-destination findings have a cooldown slot of their own
+/// (`DeviceDetect::new_destination_minute`). 6: groups learn services (provider prefix, port, protocol) for
 /// new destinations, so older snapshots are rejected and the journal is
 /// replayed. (5: usage limits exceeded in the current period, encoded after
 /// the body; 4: response rules; 3: detection; 2: flows.)
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS6";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SGS7";
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Engine {
@@ -393,7 +404,19 @@ impl Engine {
             rule_state: BTreeMap::new(),
             expiries: BTreeMap::new(),
             exceeded: BTreeSet::new(),
+            flow_workers: 1,
+            found_scratch: Vec::new(),
         }
+    }
+
+    /// Threads to apply large batches of flows with (see `flow_batch`);
+    /// the state and outputs are the same whatever the number.
+    pub fn set_flow_workers(&mut self, n: usize) {
+        self.flow_workers = n.clamp(1, PARTITIONS);
+    }
+
+    pub fn flow_workers(&self) -> usize {
+        self.flow_workers.max(1)
     }
 
     pub fn seq(&self) -> u64 {
@@ -611,9 +634,7 @@ impl Engine {
             }
             Event::Flows(batch) => {
                 self.stats.flow_batches += 1;
-                for round in batch.flows.chunks(FLOW_ROUND) {
-                    self.apply_flows(round, out);
-                }
+                self.apply_flow_batch(&batch.flows, out);
             }
             Event::UpsertRule(rule) => {
                 if rule.validate().is_ok()
@@ -983,157 +1004,9 @@ impl Engine {
         self.next_housekeeping = (self.clock.div_euclid(HOUR_MS) + 1).saturating_mul(HOUR_MS);
     }
 
-    /// Applies up to `FLOW_ROUND` flows, in order. The hot path: no
-    /// allocation once the devices' profiles are warm, and the memory of the
-    /// round's devices is requested before it is needed (see `prefetch`),
-    /// in passes over the round, each using what the previous one fetched:
-    /// 1. look up both addresses of every flow in the address table;
-    /// 2. attribute every flow and prefetch its device;
-    /// 3. prefetch the fixed parts of each profile the flow will update;
-    /// 4. prefetch the counter row and ring slot the flow will update;
-    /// 5. apply each flow.
-    fn apply_flows(&mut self, flows: &[FlowRecord], out: &mut Vec<Output>) {
-        let slack = self.options.flows.attribution_slack_ms;
-        for f in flows {
-            // Independent lookups back to back: their cache misses overlap.
-            self.ips.touch(f.src);
-            self.ips.touch(f.dst);
-        }
-        let mut found = [None; FLOW_ROUND];
-        for (slot, f) in found.iter_mut().zip(flows) {
-            *slot = attribute(&self.ips, f, slack);
-            if let Some((dev, _, _)) = *slot {
-                self.device_by_ref(dev).prefetch();
-            }
-        }
-        for &(dev, _, time) in found.iter().flatten() {
-            let d = self.device_by_ref(dev);
-            if let Some(p) = d.traffic.as_deref() {
-                p.prefetch(time);
-            }
-            if let Some(st) = d.detect.as_deref() {
-                crate::prefetch::prefetch(std::ptr::addr_of!(st.burst));
-            }
-        }
-        for (a, f) in found.iter().zip(flows) {
-            if let Some((dev, dir, _)) = *a {
-                let d = self.device_by_ref(dev);
-                if let Some(p) = d.traffic.as_deref() {
-                    p.prefetch_slots(f, dir);
-                }
-                if let Some(b) = d.detect.as_deref().and_then(|st| st.burst.as_deref()) {
-                    crate::prefetch::prefetch_all(b);
-                }
-            }
-        }
-        for (a, f) in found.into_iter().zip(flows) {
-            self.apply_flow(f, a, out);
-        }
-    }
-
     fn device_by_ref(&self, r: DeviceRef) -> &Device {
         let (p, slot) = split_ref(r);
         &self.parts[p].slab[slot]
-    }
-
-    /// Applies one flow: attributed to `found` (device, direction, time), or
-    /// unattributed. Updates the device's profile and checks its group's policy.
-    fn apply_flow(
-        &mut self,
-        f: &FlowRecord,
-        found: Option<(DeviceRef, FlowDirection, i64)>,
-        out: &mut Vec<Output>,
-    ) {
-        let Some((dev, direction, time)) = found else {
-            self.stats.flows_unattributed += 1;
-            self.unattributed.push(*f);
-            out.push(Output::UnattributedFlow {
-                time: f.time(),
-                flow: *f,
-            });
-            return;
-        };
-        self.stats.flows_attributed += 1;
-        let (p, slot) = split_ref(dev);
-        let dev = &mut self.parts[p].slab[slot];
-        let profile = dev.traffic.get_or_insert_with(Default::default);
-        profile.observe(f, direction, time);
-        let prov = dev.provisioning.as_ref().map(|p| (p.tenant, p.group));
-        let st = dev.detect.get_or_insert_with(Default::default);
-        let syms = &self.syms;
-        let names = || {
-            (
-                prov.map(|(t, _)| syms.resolve(t).to_string()),
-                prov.map(|(_, g)| syms.resolve(g).to_string()),
-            )
-        };
-        let mut sink = Sink {
-            seq: self.seq,
-            index: &mut self.finding_index,
-            out,
-        };
-        self.detect.on_flow(
-            &self.options.detect,
-            &mut sink,
-            dev.imsi,
-            st,
-            profile,
-            prov.map(|(_, g)| g),
-            names,
-            f,
-            direction,
-            time,
-        );
-
-        let Some((tenant, group)) = prov else {
-            return; // unprovisioned: no group, no policy
-        };
-        let Some(gp) = self.policies.get(&group) else {
-            return;
-        };
-        let (remote, port) = direction.remote(f);
-        let verdict = gp.policy.evaluate(remote, port, f.proto, direction);
-        if verdict.action == PolicyAction::Deny {
-            self.stats.policy_violations += 1;
-            profile.record_violation(Violation {
-                time,
-                flow: *f,
-                direction,
-                rule: verdict.rule.map(|r| r as u32),
-                group,
-            });
-            out.push(Output::PolicyViolation {
-                imsi: dev.imsi,
-                time,
-                flow: *f,
-                direction,
-                rule: verdict.rule,
-                group: Arc::clone(&gp.group),
-            });
-            let mut sink = Sink {
-                seq: self.seq,
-                index: &mut self.finding_index,
-                out,
-            };
-            let names = Names {
-                tenant: Some(self.syms.resolve(tenant)),
-                group: Some(&gp.group),
-            };
-            if let Some(st) = dev.detect.as_deref_mut() {
-                self.detect.on_violation(
-                    &self.options.detect,
-                    &mut sink,
-                    dev.imsi,
-                    st,
-                    group,
-                    names,
-                    f,
-                    direction,
-                    verdict.rule,
-                    time,
-                );
-            }
-        }
     }
 
     fn ensure_tenant(&mut self, id: &str, out: &mut Vec<Output>) {

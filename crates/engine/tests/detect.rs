@@ -1802,3 +1802,122 @@ fn usage_limits_replay_and_survive_a_snapshot() {
     assert_eq!(back_under(&out), back_under(&straight));
     assert_eq!(out, straight);
 }
+
+/// A busy fleet's flows in batches of 6,000 (past the size from which the
+/// engine spreads a batch's partitions over threads), with scanning, a
+/// flood, beacons, uploads to new destinations, policy violations and
+/// unattributed flows: every number of flow workers gives the same outputs
+/// in the same order, the same finding ids and the same state.
+#[test]
+fn flow_workers_change_nothing() {
+    let devices = 64u64;
+    let mut ev = vec![
+        group("g", DeclaredProfile::default()),
+        group("h", DeclaredProfile::default()),
+    ];
+    for n in 1..=devices {
+        ev.push(provision(n, if n % 2 == 0 { "g" } else { "h" }));
+        ev.push(Rec::new(n, AcctStatus::Start, &format!("s{n}"), T0).ev());
+    }
+    ev.push(Event::SetPolicy {
+        group: "h".into(),
+        policy: FirewallPolicy {
+            default_action: PolicyAction::Deny,
+            rules: vec![PolicyRule {
+                action: PolicyAction::Allow,
+                direction: PolicyDirection::Both,
+                cidr: "100.64.0.0/16".parse().unwrap(),
+                proto: None,
+                ports: Vec::new(),
+            }],
+        },
+    });
+    let head_end = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
+    let ntp = IpAddr::V4(Ipv4Addr::new(100, 64, 0, 123));
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for b in 0..12 {
+        let base = T0 + b * 3 * HOUR;
+        let flows = (0..6_000)
+            .map(|k| {
+                let t = base + k;
+                let n = 1 + rnd() % devices;
+                let r = rnd();
+                match r % 100 {
+                    0..=79 => flow(t, me(n), 40_000, head_end, 443, 6, 0x1b, 6_000, 8),
+                    // Device 1 scans telnet.
+                    80..=84 => flow(t, me(1), 40_000, pseudo_ip(r as i64), 23, 6, 0x02, 60, 1),
+                    // Uploads to a few dozen hosts per batch.
+                    85..=86 => flow(
+                        t,
+                        me(n),
+                        40_001,
+                        pseudo_ip(1_000 * b + (r % 50) as i64),
+                        8443,
+                        6,
+                        0x1b,
+                        2_000_000,
+                        1_500,
+                    ),
+                    // Device 5 knocks on a host nobody answers.
+                    87..=88 => flow(t, me(5), 40_002, pseudo_ip(7 + b), 9_999, 6, 0x02, 60, 1),
+                    // Device 3 floods.
+                    89 => flow(t, me(3), 40_003, pseudo_ip(9), 80, 17, 0, 9_000_000, 90_000),
+                    // Nobody's addresses.
+                    90..=94 => flow(
+                        t,
+                        pseudo_ip(r as i64 + 1),
+                        1_234,
+                        pseudo_ip(3),
+                        80,
+                        17,
+                        0,
+                        100,
+                        1,
+                    ),
+                    _ => flow(t, me(n), 123, ntp, 123, 17, 0, 76, 1),
+                }
+            })
+            .collect();
+        ev.push(batch(flows));
+    }
+
+    let run_with = |workers: usize| {
+        let mut e = Engine::new(EngineOptions::default());
+        e.set_flow_workers(workers);
+        let mut out = Vec::new();
+        for (i, x) in ev.iter().enumerate() {
+            e.apply(i as u64 + 1, x, &mut out);
+        }
+        (format!("{out:?}"), e.encode_snapshot().unwrap(), out)
+    };
+    let (one, one_state, out) = run_with(1);
+    let kinds: std::collections::BTreeSet<FindingKind> =
+        findings(&out).iter().map(|f| f.kind).collect();
+    for k in [
+        FindingKind::Scanning,
+        FindingKind::Ddos,
+        FindingKind::NewDestination,
+        FindingKind::PolicyViolation,
+    ] {
+        assert!(kinds.contains(&k), "the workload raises {k:?}: {kinds:?}");
+    }
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::UnattributedFlow { .. })),
+        "the workload has unattributed flows"
+    );
+    for workers in [2, 5, 16] {
+        let (many, many_state, _) = run_with(workers);
+        assert!(one == many, "outputs differ with {workers} workers");
+        assert!(
+            one_state == many_state,
+            "state differs with {workers} workers"
+        );
+    }
+}

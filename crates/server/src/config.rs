@@ -261,8 +261,24 @@ pub struct FlowsConfig {
     pub commit_interval_ms: u64,
     /// Most flow records received and not yet applied by the engine.
     pub max_queued_records: usize,
+    /// Threads that apply a large flow batch, partition by partition (0 =
+    /// one fewer than the CPUs, at least 1); the results are the same for
+    /// any number.
+    pub engine_workers: usize,
     #[serde(default)]
     pub exporters: Vec<FlowExporter>,
+}
+
+impl FlowsConfig {
+    /// `engine_workers`, with 0 resolved to one fewer than the CPUs.
+    pub fn engine_workers(&self) -> usize {
+        match self.engine_workers {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .clamp(1, simguard_engine::engine::PARTITIONS),
+            n => n,
+        }
+    }
 }
 
 /// One entry of the flow exporter allow-list.
@@ -438,6 +454,12 @@ impl Config {
         if self.flows.commit_interval_ms == 0 {
             return Err("flows.commit_interval_ms: must be at least 1".into());
         }
+        if self.flows.engine_workers > simguard_engine::engine::PARTITIONS {
+            return Err(format!(
+                "flows.engine_workers: at most {} (one per partition), or 0 for one fewer than the CPUs",
+                simguard_engine::engine::PARTITIONS
+            ));
+        }
         if self.flows.max_queued_records < self.flows.commit_records {
             return Err(format!(
                 "flows.max_queued_records ({}) must be at least flows.commit_records ({})",
@@ -574,6 +596,7 @@ mod tests {
         assert_eq!(c.flows.commit_records, 8192);
         assert_eq!(c.flows.commit_interval_ms, 20);
         assert_eq!(c.flows.max_queued_records, 524_288);
+        assert_eq!(c.flows.engine_workers, 0);
     }
 
     #[test]

@@ -400,6 +400,7 @@ impl Server {
             ..EngineOptions::default()
         };
         let mut engine = load_snapshot(&store, &cfg.snapshot_dir(), options);
+        engine.set_flow_workers(cfg.flows.engine_workers());
         let snapshot_seq = engine.seq();
 
         // Replay what the snapshot does not include; the store skips what it has.

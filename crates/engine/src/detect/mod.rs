@@ -67,6 +67,15 @@ impl Sink<'_> {
     }
 }
 
+/// What the device half of the flow detectors leaves for the group half.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowLocal {
+    /// The device half raised a finding on this flow.
+    pub raised: bool,
+    /// No scan or flood has been raised in the device's current window.
+    pub quiet: bool,
+}
+
 /// Tenant and group names of a device, for findings.
 #[derive(Clone, Copy)]
 pub struct Names<'a> {
@@ -108,6 +117,26 @@ impl Draft {
             observed: observed.to_string(),
             expected,
         });
+        self
+    }
+
+    /// The device's recent flows as evidence, newest first, leaving out
+    /// the `later` newest (flows after this one); `f` if none is left.
+    fn with_evidence(mut self, traffic: &TrafficProfile, later: u64, f: &FlowRecord) -> Draft {
+        self.flows = traffic
+            .recent_flows()
+            .skip(usize::try_from(later).unwrap_or(usize::MAX))
+            .take(Evidence::MAX_FLOWS)
+            .map(|r| r.flow)
+            .collect();
+        if self.flows.is_empty() {
+            self.flows.push(*f);
+        }
+        self
+    }
+
+    fn with_flow(mut self, f: &FlowRecord) -> Draft {
+        self.flows.push(*f);
         self
     }
 
@@ -944,13 +973,19 @@ impl Detection {
         sink.emit(d.finish(Subject::Device(imsi), names, st.silent_deadline.min(now)));
     }
 
-    /// Runs the flow detectors on one attributed flow (after the device's
-    /// traffic profile took it). Cheap unless a threshold is crossed.
+    /// The device half of the flow detectors, on one attributed flow (after
+    /// the device's traffic profile took it): scanning, floods, C2 sessions
+    /// and DNS water torture, which read and write only this device's state.
+    /// `emit` gets the findings (without ids), in the order they are raised.
+    /// Returns what the group half ([`Detection::on_flow_group`]) needs, for
+    /// uplink flows. Shared state is only read, so the engine runs this for
+    /// different partitions on different threads. Cheap unless a threshold
+    /// is crossed.
     #[allow(clippy::too_many_arguments)]
-    pub fn on_flow(
-        &mut self,
+    pub fn on_flow_device(
+        &self,
         opts: &DetectOptions,
-        sink: &mut Sink<'_>,
+        emit: &mut dyn FnMut(Finding),
         imsi: Digits,
         st: &mut DeviceDetect,
         traffic: &TrafficProfile,
@@ -959,9 +994,9 @@ impl Detection {
         f: &FlowRecord,
         dir: FlowDirection,
         time: i64,
-    ) {
+    ) -> Option<FlowLocal> {
         if dir != FlowDirection::Up {
-            return;
+            return None;
         }
         let (remote, port) = dir.remote(f);
         let window = i64::from(opts.burst_window_secs) * 1000;
@@ -1178,9 +1213,54 @@ impl Detection {
             }
         }
 
-        // New destination for the group.
-        let dest_on = self.enabled(group, Detector::Destinations);
-        if let Some(gs) = group {
+        let raised = !drafts.is_empty();
+        if raised {
+            let (tenant, group_name) = names();
+            let names = Names {
+                tenant: tenant.as_deref(),
+                group: group_name.as_deref(),
+            };
+            for d in drafts {
+                emit(
+                    d.with_evidence(traffic, 0, f)
+                        .finish(Subject::Device(imsi), names, time),
+                );
+            }
+        }
+        Some(FlowLocal {
+            raised,
+            quiet: st.burst.as_ref().is_none_or(|b| b.raised == 0),
+        })
+    }
+
+    /// The group half of the flow detectors, run after
+    /// [`Detection::on_flow_device`] for each uplink flow of a device in a
+    /// group, in journal order: new destinations and beacons against what
+    /// the group learned, and the learning itself. It touches the device
+    /// (`st`, `traffic`) only when a destination is new to the group, so the
+    /// common case costs a lookup in the group's sets. `flows_at` is the
+    /// profile's flow count just after this flow: the device half of later
+    /// flows may have run already, and the evidence skips them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_flow_group(
+        &mut self,
+        opts: &DetectOptions,
+        sink: &mut Sink<'_>,
+        imsi: Digits,
+        gs: Sym,
+        st: &mut Option<Box<DeviceDetect>>,
+        traffic: &Option<Box<TrafficProfile>>,
+        flows_at: u64,
+        local: FlowLocal,
+        names: impl Fn() -> (Option<String>, Option<String>),
+        f: &FlowRecord,
+        dir: FlowDirection,
+        time: i64,
+    ) {
+        let (remote, port) = dir.remote(f);
+        let mut drafts: Vec<Draft> = Vec::new();
+        let dest_on = self.enabled(Some(gs), Detector::Destinations);
+        {
             let g = self.groups.entry(gs).or_default();
             if g.first_flow == 0 {
                 g.first_flow = time;
@@ -1217,6 +1297,7 @@ impl Detection {
                 // data they carry (below); UDP is left out because devices
                 // ask DNS and NTP servers again and again, and pools rotate.
                 let now_s = (time / 1000).clamp(0, i64::from(u32::MAX)) as u32;
+                let st = st.get_or_insert_with(Default::default);
                 let c = &mut st.burst.get_or_insert_with(Default::default).beacon;
                 if c.key == key && now_s.saturating_sub(c.first) <= BEACON_WINDOW_SECS {
                     c.count = c.count.saturating_add(1);
@@ -1229,7 +1310,10 @@ impl Detection {
                 }
                 let (count, first) = (c.count, c.first);
                 if count == BEACON_ATTEMPTS
-                    && st.allow(FindingKind::NewDestination, time, opts.cooldown_secs * 6)
+                    && st
+                        .burst
+                        .get_or_insert_with(Default::default)
+                        .allow_new_destination(time, opts.cooldown_secs * 6)
                 {
                     let mut d = Draft::new(
                         FindingKind::NewDestination,
@@ -1255,7 +1339,11 @@ impl Detection {
                 && !g.destinations.0.contains(&key)
                 && !known_service
                 && dest_on
-                && st.allow(FindingKind::NewDestination, time, opts.cooldown_secs * 6)
+                && st
+                    .get_or_insert_with(Default::default)
+                    .burst
+                    .get_or_insert_with(Default::default)
+                    .allow_new_destination(time, opts.cooldown_secs * 6)
             {
                 let d = Draft::new(
                     FindingKind::NewDestination,
@@ -1288,8 +1376,13 @@ impl Detection {
                 && f.bytes >= f.packets.saturating_mul(MIN_DATA_PACKET_BYTES)
                 && !g.destinations.0.contains(&key)
                 && !known_service;
-            let quiet = st.burst.as_ref().is_none_or(|b| b.raised == 0);
-            if !learning && completed && drafts.is_empty() && quiet && !new_upload {
+            if !learning
+                && completed
+                && !local.raised
+                && drafts.is_empty()
+                && local.quiet
+                && !new_upload
+            {
                 g.learn_service(service, key);
             }
         }
@@ -1302,15 +1395,14 @@ impl Detection {
             tenant: tenant.as_deref(),
             group: group_name.as_deref(),
         };
-        for mut d in drafts {
-            d.flows = traffic
-                .recent_flows()
-                .take(Evidence::MAX_FLOWS)
-                .map(|r| r.flow)
-                .collect();
-            if d.flows.is_empty() {
-                d.flows.push(*f);
-            }
+        let later = traffic
+            .as_deref()
+            .map_or(0, |t| t.flows().saturating_sub(flows_at));
+        for d in drafts {
+            let d = match traffic.as_deref() {
+                Some(t) => d.with_evidence(t, later, f),
+                None => d.with_flow(f),
+            };
             self.findings += 1;
             sink.emit(d.finish(Subject::Device(imsi), names, time));
         }
@@ -1319,9 +1411,9 @@ impl Detection {
     /// A flow broke its group's firewall policy.
     #[allow(clippy::too_many_arguments)]
     pub fn on_violation(
-        &mut self,
+        &self,
         opts: &DetectOptions,
-        sink: &mut Sink<'_>,
+        emit: &mut dyn FnMut(Finding),
         imsi: Digits,
         st: &mut DeviceDetect,
         group: Sym,
@@ -1360,8 +1452,13 @@ impl Detection {
         )
         .baseline("group firewall policy");
         d.flows.push(*f);
-        self.findings += 1;
-        sink.emit(d.finish(Subject::Device(imsi), names, time));
+        emit(d.finish(Subject::Device(imsi), names, time));
+    }
+
+    /// Counts findings raised on other threads (the device half of the
+    /// flow detectors), for [`Detection::findings`].
+    pub fn count_findings(&mut self, n: u64) {
+        self.findings += n;
     }
 }
 

@@ -209,6 +209,8 @@ pub struct Burst {
     /// The never-seen destination this device tried most recently (kept
     /// across windows: beaconing is slower than a burst).
     pub beacon: Beacon,
+    /// See `allow_new_destination`. Survives `reset`, like `beacon`.
+    pub new_destination_minute: u32,
 }
 
 impl Burst {
@@ -220,8 +222,25 @@ impl Burst {
         *self = Burst {
             start,
             beacon: self.beacon,
+            new_destination_minute: self.new_destination_minute,
             ..Burst::default()
         };
+    }
+
+    /// [`DeviceDetect::allow`] for new destinations, which have a slot of
+    /// their own here (1 + the Unix minute of the last one; 0 = none): the
+    /// group half of the flow detectors decides them after the device half
+    /// of later flows ran (see `Detection::on_flow_group`), so they must not
+    /// compete with the other kinds for the device's shared slots.
+    pub fn allow_new_destination(&mut self, now: i64, cooldown_secs: u32) -> bool {
+        let minute = (now.max(0) / 60_000).min(i64::from(u32::MAX - 1)) as u32;
+        if let Some(last) = self.new_destination_minute.checked_sub(1) {
+            if minute < last.saturating_add(cooldown_secs.div_ceil(60)) && minute >= last {
+                return false;
+            }
+        }
+        self.new_destination_minute = minute + 1;
+        true
     }
 }
 
@@ -295,6 +314,6 @@ mod tests {
     #[test]
     fn state_sizes_stay_as_documented() {
         assert_eq!(std::mem::size_of::<DeviceDetect>(), 176);
-        assert_eq!(std::mem::size_of::<Burst>(), 168);
+        assert_eq!(std::mem::size_of::<Burst>(), 176);
     }
 }
