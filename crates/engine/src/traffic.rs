@@ -808,7 +808,10 @@ impl TrafficProfile {
         use std::ptr::addr_of;
         prefetch(addr_of!(self.flows));
         prefetch(addr_of!(self.recent.len));
-        prefetch(addr_of!(self.top.fp));
+        // The fingerprints and `len` can straddle two lines (the profile is
+        // only 16-byte aligned).
+        crate::prefetch::prefetch_all(addr_of!(self.top.fp));
+        prefetch(addr_of!(self.top.len));
         let bytes = addr_of!(self.top.bytes).cast::<u8>();
         prefetch(bytes);
         prefetch(bytes.wrapping_add(64));
@@ -820,7 +823,6 @@ impl TrafficProfile {
     /// Cache hint, second part (once the first arrived): the counter row the
     /// flow's destination has, and the recent-flow slot it will take.
     pub(crate) fn prefetch_slots(&self, f: &FlowRecord, dir: FlowDirection) {
-        use crate::prefetch::prefetch;
         let (remote, port) = dir.remote(f);
         let key = DestKey {
             addr: remote.to_canonical(),
@@ -828,7 +830,8 @@ impl TrafficProfile {
             proto: f.proto,
         };
         if let Some(i) = self.top.find(&key, fingerprint(&key)) {
-            prefetch(&self.top.slots[i]);
+            // A 40-byte slot can straddle two lines.
+            crate::prefetch::prefetch_all(&self.top.slots[i]);
         }
         crate::prefetch::prefetch_all(self.recent.next_slot());
     }

@@ -6,7 +6,9 @@
 //! [`MAX_TACS`] TACs.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 
 /// Destinations a group remembers.
 pub const MAX_DESTINATIONS: usize = 16_384;
@@ -45,7 +47,7 @@ pub struct GroupDetect {
     /// (provider prefix, port, protocol), with the destination networks
     /// they were seen on: a cloud service that rotates its addresses shows
     /// up on several networks of its prefix (see `detect`).
-    pub services: BTreeMap<u64, ServiceNets>,
+    pub services: Services,
     /// Event time of the group's first attributed flow (0 = none yet).
     pub first_flow: i64,
     /// The 90th and 95th percentiles, recomputed when the histogram has
@@ -59,10 +61,78 @@ pub struct GroupDetect {
     season_n: u64,
 }
 
+/// Hashing for keys that are already hashes (FNV-1a of a network or a
+/// service key): every flow of a grouped device looks up both sets, and
+/// SipHash cost more than the rest of the lookup. Keyed per process, so
+/// that destinations an attacker picks cannot be made to collide; nothing
+/// depends on iteration order (snapshots sort).
+#[derive(Clone, Debug)]
+pub struct KeyBuild(u64);
+
+impl Default for KeyBuild {
+    fn default() -> Self {
+        KeyBuild(RandomState::new().hash_one(0x5167_u64))
+    }
+}
+
+impl BuildHasher for KeyBuild {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 ^= x;
+    }
+    fn finish(&self) -> u64 {
+        crate::iptable::fmix64(self.0)
+    }
+}
+
 /// A hash set that snapshots in sorted order, so that the same state always
 /// encodes to the same bytes.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
-pub struct Destinations(pub HashSet<u64>);
+pub struct Destinations(pub HashSet<u64, KeyBuild>);
+
+/// Services by key, with their networks; snapshots in key order.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Services(pub HashMap<u64, ServiceNets, KeyBuild>);
+
+impl std::ops::Deref for Services {
+    type Target = HashMap<u64, ServiceNets, KeyBuild>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Services {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Serialize for Services {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v: BTreeMap<u64, ServiceNets> = self.0.iter().map(|(k, v)| (*k, *v)).collect();
+        v.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Services {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v: BTreeMap<u64, ServiceNets> = BTreeMap::deserialize(d)?;
+        Ok(Services(v.into_iter().collect()))
+    }
+}
 
 impl Serialize for Destinations {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -194,10 +264,12 @@ impl GroupDetect {
     /// seen are kept.
     pub fn learn_service(&mut self, service: u64, net: u64) {
         let print = net_print(net);
-        if !self.services.contains_key(&service) && self.services.len() >= MAX_SERVICES {
-            return;
-        }
-        let nets = self.services.entry(service).or_default();
+        let full = self.services.len() >= MAX_SERVICES;
+        let nets = match self.services.get_mut(&service) {
+            Some(n) => n,
+            None if full => return,
+            None => self.services.entry(service).or_default(),
+        };
         if nets.0.contains(&print) {
             return;
         }

@@ -1271,8 +1271,16 @@ impl Detection {
             // flow): the remote answered, so this is a service, not a
             // beacon into the void. Continuations of long sessions (no SYN)
             // are not counted: they add no new network.
-            let completed = tcp_attempt(f, dir) == (true, false);
-            let service = service_key(remote, port, f.proto, opts);
+            let attempt = tcp_attempt(f, dir);
+            let completed = attempt == (true, false);
+            // Only completed sessions use the service (its key hashes 24 bytes).
+            let service = if completed {
+                service_key(remote, port, f.proto, opts)
+            } else {
+                0
+            };
+            // Read before this flow's learning; only used after the learning period.
+            let known = g.destinations.0.contains(&key);
             // A new network of a service the group already reaches on
             // other networks of the same provider prefix, same port and
             // protocol: cloud services rotate their addresses (the IoT-23
@@ -1287,10 +1295,7 @@ impl Detection {
                 if completed {
                     g.learn_service(service, key);
                 }
-            } else if tcp_attempt(f, dir) == (true, true)
-                && !g.destinations.0.contains(&key)
-                && dest_on
-            {
+            } else if attempt == (true, true) && !known && dest_on {
                 // Beaconing: repeated TCP connection attempts that nobody
                 // answers, to the same never-seen destination (a bot polling
                 // its C2, retried SYNs). Answered sessions are judged by the
@@ -1336,7 +1341,7 @@ impl Detection {
                 // Data, not the acknowledgements of a download: pure ACK
                 // streams average 40-70 bytes a packet.
                 && f.bytes >= f.packets.saturating_mul(MIN_DATA_PACKET_BYTES)
-                && !g.destinations.0.contains(&key)
+                && !known
                 && !known_service
                 && dest_on
                 && st
@@ -1374,7 +1379,7 @@ impl Detection {
             // (whether or not its cooldown let a finding out).
             let new_upload = f.bytes >= opts.new_destination_min_bytes
                 && f.bytes >= f.packets.saturating_mul(MIN_DATA_PACKET_BYTES)
-                && !g.destinations.0.contains(&key)
+                && !known
                 && !known_service;
             if !learning
                 && completed
