@@ -26,8 +26,9 @@ use std::sync::Arc;
 
 mod flow_batch;
 
-/// Partitions by IMSI. Fixed, because it is part of the snapshot; it lets the
-/// engine later run one partition per core.
+/// Partitions by IMSI. Fixed, because it is part of the snapshot; flow
+/// batches spread them over up to this many threads (`flow_batch`), and
+/// later machines.
 pub const PARTITIONS: usize = 16;
 
 /// Most distinct interned strings (APNs, NAS names, ids). Past it, new values

@@ -2,7 +2,7 @@
 //! send, when, from which kinds of device, and to where. Bounded per group:
 //! about 1.3 KB plus at most [`MAX_DESTINATIONS`] destinations,
 //! [`MAX_SERVICES`] services of [`SERVICE_NETWORKS`] networks each (24
-//! bytes apiece plus the map's nodes, about 120 KB when full) and
+//! bytes apiece in a hash table of 8,192 buckets, about 200 KB when full) and
 //! [`MAX_TACS`] TACs.
 
 use serde::{Deserialize, Serialize};
