@@ -340,6 +340,13 @@ const STEPS: &[&str] = &[
         updated_by TEXT NOT NULL
      );
      CREATE INDEX notify_subscriptions_tenant ON notify_subscriptions(tenant);",
+    // 9: outbox retention (`OutboxWriter::prune`). Finished notifications
+    // are found by when they finished (`done`, else `due`: digested and
+    // unrouted rows have no attempt), and their receipt references by
+    // notification, so that a pass costs index probes, not scans.
+    "CREATE INDEX outbox_finished ON outbox(coalesce(done, due))
+        WHERE status IN ('sent', 'failed', 'digested', 'unrouted');
+     CREATE INDEX outbox_refs_notification ON outbox_refs(notification);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

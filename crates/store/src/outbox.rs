@@ -686,6 +686,58 @@ impl OutboxWriter {
             .map_err(self.map())
     }
 
+    /// Outbox retention: deletes up to `limit` finished notifications
+    /// (sent, failed, digested, unrouted) that finished before `before`
+    /// (ms: the last attempt's wall time; for digested and unrouted rows,
+    /// which have none, their `due` in event time), with their attempts and
+    /// receipt references, in one
+    /// transaction; and the cap counts of windows that began before it. A
+    /// digested notification stays while its digest is still to be sent
+    /// (the digest is written from its members). Pending and retrying ones
+    /// are never deleted, however old. Returns how many were deleted; call
+    /// again while that is `limit`.
+    pub fn prune(&mut self, before: i64, limit: usize) -> Result<usize> {
+        let path = self.path.clone();
+        let map = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map)?;
+        let ids: Vec<String> = tx
+            .prepare_cached(
+                "SELECT o.id FROM outbox o
+                 WHERE o.status IN ('sent', 'failed', 'digested', 'unrouted')
+                   AND coalesce(o.done, o.due) < ?1
+                   AND NOT (o.status = 'digested' AND EXISTS (
+                       SELECT 1 FROM outbox d
+                       WHERE d.id = o.digest AND d.status IN ('pending', 'retrying')))
+                 LIMIT ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![before, limit as i64], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(&map)?;
+        for id in &ids {
+            for sql in [
+                "DELETE FROM outbox_attempts WHERE notification = ?1",
+                "DELETE FROM outbox_refs WHERE notification = ?1",
+                "DELETE FROM outbox WHERE id = ?1",
+            ] {
+                tx.prepare_cached(sql)
+                    .and_then(|mut st| st.execute(params![id]))
+                    .map_err(&map)?;
+            }
+        }
+        tx.execute("DELETE FROM notify_counts WHERE win < ?1", params![before])
+            .map_err(&map)?;
+        tx.commit().map_err(&map)?;
+        Ok(ids.len())
+    }
+
     /// The earliest `due` of anything waiting, to sleep until then.
     pub fn next_due(&self) -> Result<Option<i64>> {
         self.conn

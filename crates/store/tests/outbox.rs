@@ -520,3 +520,133 @@ fn a_usage_alert_clears_when_its_period_ends_and_the_clear_is_routed() {
     assert_eq!(rows(id).len(), 3);
     assert_eq!(r.alert(id).unwrap().unwrap().clear_time, Some(midnight));
 }
+
+/// Outbox retention: finished notifications older than the cut go with
+/// their attempts, receipt references and cap counts; pending and retrying
+/// ones stay however old, and so do the members of a digest still to send.
+#[test]
+fn retention_prunes_finished_notifications_and_keeps_what_is_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut store = Store::open(&path).unwrap();
+    store.set_routing(Arc::new(Routing {
+        subscriptions: vec![sub(r#"name = "pager"
+                                  channel = "sms"
+                                  tenant = "acme"
+                                  recipients = ["+4915112345678"]
+                                  cap = 4"#)],
+        tenant_caps: Default::default(),
+        cap_window_ms: 3_600_000,
+    }));
+    // Six for acme in one window: four rows, then two folded into a digest
+    // due at the window's end; one for a tenant nobody subscribed to.
+    let mut changes: Vec<AlertChange> = (0..6u64)
+        .map(|i| {
+            let dev = format!("90170000000{i:04}");
+            raise(
+                10 + i,
+                &dev,
+                "acme",
+                "silent",
+                Severity::Major,
+                NOON + i as i64 * MIN,
+            )
+        })
+        .collect();
+    changes.push(raise(
+        30,
+        "901700000000030",
+        "other",
+        "silent",
+        Severity::Major,
+        NOON,
+    ));
+    apply(&mut store, 1, changes);
+    let r = Store::open_reader(&path).unwrap();
+    let by_status = |r: &simguard_store::StoreReader| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = r
+            .outbox(None)
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.event, n.status))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut w = OutboxWriter::open(&path).unwrap();
+    let rows = w.due(NOON + 10 * MIN, 10).unwrap();
+    assert_eq!(rows.len(), 4, "four under the cap");
+    let ids: Vec<String> = rows.iter().map(|n| n.id.clone()).collect();
+    let delivered = |reference: &str| AttemptResult::Delivered {
+        reference: Some(reference.into()),
+    };
+    w.record(&ids[0], NOON + MIN, 5, &delivered("m0"), "ok")
+        .unwrap();
+    w.record(&ids[1], NOON + MIN, 5, &AttemptResult::Failed, "HTTP 400")
+        .unwrap();
+    w.record(
+        &ids[2],
+        NOON + MIN,
+        5,
+        &AttemptResult::Retry {
+            due: NOON + 2 * MIN,
+        },
+        "HTTP 503",
+    )
+    .unwrap();
+    // ids[3] stays pending.
+    let day = 86_400_000;
+    let cut = NOON + 30 * day;
+
+    let deleted = w.prune(cut, 1000).unwrap();
+    assert_eq!(deleted, 3, "sent, failed, unrouted: {:?}", by_status(&r));
+    assert!(r.notification(&ids[0]).unwrap().is_none());
+    assert!(r.notification(&ids[1]).unwrap().is_none());
+    assert_eq!(
+        w.receipt("sms", "m0", "DELIVRD", cut).unwrap(),
+        None,
+        "the receipt reference went with its notification"
+    );
+    let (retrying, attempts) = r.notification(&ids[2]).unwrap().unwrap();
+    assert_eq!((retrying.status.as_str(), attempts.len()), ("retrying", 1));
+    assert_eq!(
+        by_status(&r),
+        vec![
+            ("digest".to_string(), "pending".to_string()),
+            ("raised".into(), "digested".into()),
+            ("raised".into(), "digested".into()),
+            ("raised".into(), "pending".into()),
+            ("raised".into(), "retrying".into()),
+        ]
+    );
+    let counts = || -> i64 {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM notify_counts", [], |x| x.get(0))
+            .unwrap()
+    };
+    assert_eq!(counts(), 0, "cap counts of old windows are gone");
+
+    // Once the digest is sent, it and its members go at the next pass; a
+    // cut before they finished keeps them.
+    let digest = w
+        .due(NOON + 61 * MIN, 10)
+        .unwrap()
+        .into_iter()
+        .find(|n| n.event == "digest")
+        .unwrap();
+    w.record(&digest.id, NOON + 61 * MIN, 5, &delivered("d0"), "ok")
+        .unwrap();
+    assert_eq!(w.prune(NOON + 60 * MIN, 1000).unwrap(), 0);
+    // A small limit takes them in turns.
+    assert_eq!(w.prune(cut, 2).unwrap(), 2);
+    assert_eq!(w.prune(cut, 2).unwrap(), 1);
+    assert_eq!(w.prune(cut, 2).unwrap(), 0);
+    assert_eq!(
+        by_status(&r),
+        vec![
+            ("raised".to_string(), "pending".to_string()),
+            ("raised".into(), "retrying".into()),
+        ]
+    );
+}

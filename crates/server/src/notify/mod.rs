@@ -47,6 +47,11 @@ pub struct NotifyConfig {
     /// The window that caps count in, seconds.
     #[serde(default = "default_cap_window")]
     pub cap_window_secs: u64,
+    /// Finished notifications (sent, failed, digested, unrouted) are deleted
+    /// this many days after they finished, with their attempts; 0 keeps
+    /// them forever. Pending and retrying ones are never deleted.
+    #[serde(default = "default_outbox_retention")]
+    pub outbox_retention_days: u32,
     /// Per tenant, notifications per cap window ("*": any other tenant).
     #[serde(default)]
     pub tenant_caps: BTreeMap<String, u32>,
@@ -58,6 +63,9 @@ pub struct NotifyConfig {
     pub subscriptions: Vec<Subscription>,
 }
 
+fn default_outbox_retention() -> u32 {
+    30
+}
 fn default_console_url() -> String {
     "http://127.0.0.1:8080".into()
 }
@@ -94,6 +102,7 @@ impl Default for NotifyConfig {
             breaker_open_secs: default_breaker_open(),
             max_in_flight: default_in_flight(),
             cap_window_secs: default_cap_window(),
+            outbox_retention_days: default_outbox_retention(),
             tenant_caps: BTreeMap::new(),
             channels: BTreeMap::new(),
             subscriptions: Vec::new(),

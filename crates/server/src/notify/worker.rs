@@ -31,6 +31,12 @@ const BATCH: usize = 256;
 /// Look at the outbox at least this often (a due time set by another
 /// writer, e.g. a person's clear, also wakes it through the hub).
 const MAX_SLEEP: Duration = Duration::from_secs(5);
+/// How often finished notifications past `outbox_retention_days` are
+/// deleted, and how many per transaction (the store's writers wait for it).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// The first pass waits this long after start: a start is busy enough.
+const PRUNE_FIRST: Duration = Duration::from_secs(600);
+const PRUNE_BATCH: usize = 2000;
 
 /// Receipts kept until their attempt is recorded, at most, and for how long.
 const EARLY_RECEIPTS: usize = 4096;
@@ -158,6 +164,34 @@ fn now_ms() -> i64 {
     crate::acct::now_ms()
 }
 
+/// Deletes what `outbox_retention_days` lets go, a batch per transaction,
+/// yielding between batches so that deliveries go on.
+async fn prune(db: &mut OutboxWriter, before: i64) {
+    let mut total = 0;
+    loop {
+        match db.prune(before, PRUNE_BATCH) {
+            Ok(n) => {
+                total += n;
+                metrics::counter!("simguard_notify_pruned_total").increment(n as u64);
+                if n < PRUNE_BATCH {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox retention pass failed; trying again in an hour");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(
+            deleted = total,
+            "outbox retention: finished notifications deleted"
+        );
+    }
+}
+
 /// One finished attempt.
 struct Done {
     n: Notification,
@@ -229,6 +263,10 @@ async fn run(
         .unwrap_or_else(Instant::now);
     let mut last_gauges = long_ago;
     let mut last_sweep = long_ago;
+    // As if the last pass had been PRUNE_FIRST before the next one is due.
+    let mut last_prune = Instant::now()
+        .checked_sub(PRUNE_EVERY - PRUNE_FIRST)
+        .unwrap_or_else(Instant::now);
     let in_flight = cfg.max_in_flight.max(1);
     tracing::info!(channels = channels.len(), "notification worker started");
 
@@ -340,6 +378,11 @@ async fn run(
         if last_gauges.elapsed() >= Duration::from_secs(5) {
             last_gauges = Instant::now();
             publish_gauges(&db, &status);
+        }
+        if cfg.outbox_retention_days > 0 && last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = Instant::now();
+            let before = now.saturating_sub(i64::from(cfg.outbox_retention_days) * 86_400_000);
+            prune(&mut db, before).await;
         }
 
         let sleep = if saturated {
