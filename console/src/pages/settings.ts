@@ -243,7 +243,7 @@ export const settingsPage: PageFn = (root) => {
       table(
         ['Subscription', 'Channel', 'Recipients', 'Scope', 'When', 'Quiet hours', 'Cap', ''],
         rows.map((x) => [
-          h('span', { dataset: { subscription: String(x.name), source: String(x.source ?? 'config') } }, h('strong', null, String(x.name)), x.source === 'config' ? h('span', { class: 'badge', title: 'Set in the server\u2019s configuration; change it there' }, ' from config') : null),
+          h('span', { dataset: { subscription: String(x.name), source: String(x.source ?? 'config') } }, h('strong', null, String(x.name)), x.source === 'config' ? h('span', { class: 'badge', title: 'Set in the server\u2019s configuration; change it there' }, ' from config') : null, x.problem ? h('span', { class: 'badge bad', title: String(x.problem), role: 'status' }, ' cannot deliver') : null),
           String(x.channel),
           Array.isArray(x.recipients) && x.recipients.length ? x.recipients.join(', ') : '–',
           [x.tenant && `tenant ${x.tenant}`, x.group && `group ${x.group}`].filter(Boolean).join(', ') || 'all',

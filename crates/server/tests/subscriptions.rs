@@ -3,7 +3,8 @@
 //! accounting for an unprovisioned SIM); once deleted, the next alert is
 //! not. Bad ones are 400 naming the field; a tenant's operator writes only
 //! its own tenant's; config ones are read-only; stored ones survive a
-//! restart and are still routed to.
+//! restart and are still routed to, and are flagged once their channel
+//! leaves the config.
 
 mod flows_support;
 
@@ -313,5 +314,53 @@ async fn a_subscription_made_through_the_api_is_routed_to_until_deleted_and_surv
     );
     let fifth = raise(&server, &api, dir.path(), 5).await;
     assert_eq!(routed_to(&api, &fifth).await, ["keep"]);
+    let problems = |list: &Value| -> Vec<(String, bool)> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["name"].as_str().unwrap().to_string(),
+                    !x["problem"].is_null(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        problems(&api.get(path).await),
+        [
+            ("cfg-scans".into(), false),
+            ("b-own".into(), false),
+            ("keep".into(), false)
+        ]
+    );
+    server.shutdown().await;
+
+    // The channel the stored ones use leaves the config: they are listed
+    // with the problem, so that someone edits or deletes them.
+    let moved = config_with(
+        dir.path(),
+        &NOTIFY
+            .replace("[notify.channels.siem]", "[notify.channels.siem2]")
+            .replace("channel = \"siem\"", "channel = \"siem2\""),
+    );
+    let server = start_with(moved).await;
+    let api = Api::new(server.http_addr);
+    let list = api.get(path).await;
+    assert_eq!(
+        problems(&list),
+        [
+            ("cfg-scans".into(), false),
+            ("b-own".into(), true),
+            ("keep".into(), true)
+        ]
+    );
+    assert!(
+        list[2]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("\"siem\" is not configured"),
+        "{list}"
+    );
     server.shutdown().await;
 }

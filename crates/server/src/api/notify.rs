@@ -285,6 +285,10 @@ pub struct SubscriptionView {
     /// "config" (read-only: change it in the config's [notify]) or "api"
     /// (stored; PUT and DELETE change it).
     pub source: &'static str,
+    /// Why it cannot deliver, if it cannot: a stored subscription whose
+    /// channel was since removed from the config (its notifications fail
+    /// with "channel not configured" until it is edited or deleted).
+    pub problem: Option<String>,
     /// Who stored it and when (API ones).
     pub created: Option<String>,
     pub created_by: Option<String>,
@@ -292,8 +296,18 @@ pub struct SubscriptionView {
     pub updated_by: Option<String>,
 }
 
-fn sub_view(x: &Subscription, stored: Option<&StoredSubscription>) -> SubscriptionView {
+fn sub_view(
+    x: &Subscription,
+    stored: Option<&StoredSubscription>,
+    channels: &std::collections::BTreeMap<String, crate::notify::ChannelConfig>,
+) -> SubscriptionView {
     SubscriptionView {
+        problem: (!channels.contains_key(&x.channel)).then(|| {
+            format!(
+                "channel {:?} is not configured: its notifications fail until the subscription is edited or deleted",
+                x.channel
+            )
+        }),
         name: x.name.clone(),
         channel: x.channel.clone(),
         recipients: x.recipients.clone(),
@@ -329,17 +343,18 @@ pub async fn subscriptions(
 ) -> Result<Json<Vec<SubscriptionView>>, ApiError> {
     let stored = with_reader(&s, |r| r.subscriptions())?;
     let config = &s.notify_config.subscriptions;
+    let channels = &s.notify_config.channels;
     let out = config
         .iter()
         .filter(|x| sees(&caller, x))
-        .map(|x| sub_view(x, None))
+        .map(|x| sub_view(x, None, channels))
         .chain(
             stored
                 .iter()
                 // Shadowed by the config's of the same name: not routed.
                 .filter(|x| !config.iter().any(|c| c.name == x.sub.name))
                 .filter(|x| sees(&caller, &x.sub))
-                .map(|x| sub_view(&x.sub, Some(x))),
+                .map(|x| sub_view(&x.sub, Some(x), channels)),
         )
         .collect();
     Ok(Json(out))
@@ -586,7 +601,10 @@ pub async fn create_subscription(
         updated: now,
         updated_by: caller.name.clone(),
     };
-    Ok((StatusCode::CREATED, Json(sub_view(&sub, Some(&stored)))))
+    Ok((
+        StatusCode::CREATED,
+        Json(sub_view(&sub, Some(&stored), &s.notify_config.channels)),
+    ))
 }
 
 /// Replaces a stored subscription (not the config's: 409). The name stays.
@@ -629,7 +647,11 @@ pub async fn put_subscription(
         .get(&name, None)
         .map_err(ApiError::internal)?
         .ok_or_else(|| not_found(&name))?;
-    Ok(Json(sub_view(&stored.sub, Some(&stored))))
+    Ok(Json(sub_view(
+        &stored.sub,
+        Some(&stored),
+        &s.notify_config.channels,
+    )))
 }
 
 #[derive(Serialize, ToSchema)]
