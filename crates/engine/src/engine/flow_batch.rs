@@ -112,16 +112,8 @@ impl Engine {
         } else {
             let ips = &self.ips;
             let per = flows.len().div_ceil(workers);
-            std::thread::scope(|s| {
-                let mut slices = flows.chunks(per).zip(found.chunks_mut(per));
-                let first = slices.next();
-                for (f, a) in slices {
-                    s.spawn(move || attribute_into(ips, f, a, slack));
-                }
-                if let Some((f, a)) = first {
-                    attribute_into(ips, f, a, slack);
-                }
-            });
+            let slices: Vec<_> = flows.chunks(per).zip(found.chunks_mut(per)).collect();
+            fork(slices, |(f, a)| attribute_into(ips, f, a, slack));
         }
 
         // Phase 2.
@@ -141,21 +133,7 @@ impl Engine {
         let work: Vec<DeviceWork> = if workers == 1 {
             buckets.into_iter().map(|b| shared.run(b)).collect()
         } else {
-            std::thread::scope(|s| {
-                let mut buckets = buckets.into_iter();
-                let first = buckets.next();
-                let shared = &shared;
-                let handles: Vec<_> = buckets.map(|b| s.spawn(move || shared.run(b))).collect();
-                let mut work = Vec::with_capacity(workers);
-                work.extend(first.map(|b| shared.run(b)));
-                for h in handles {
-                    match h.join() {
-                        Ok(w) => work.push(w),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
-                }
-                work
-            })
+            fork(buckets, |b| shared.run(b))
         };
 
         // Phase 3.
@@ -219,6 +197,48 @@ impl Engine {
         found.clear();
         self.found_scratch = found;
     }
+}
+
+/// Runs `f` on each item, the first on this thread and each other on a
+/// scoped thread of its own (or on this thread, if one cannot be started:
+/// a batch is never lost to a thread limit); the results in item order. A
+/// panic in a thread is raised again here.
+fn fork<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let f = &f;
+    // Each item waits in a slot for whichever thread runs it.
+    let slots: Vec<std::sync::Mutex<Option<T>>> = items
+        .into_iter()
+        .map(|t| std::sync::Mutex::new(Some(t)))
+        .collect();
+    // `take` cannot panic while it holds a lock, so no lock is poisoned.
+    let take = |i: usize| -> Option<T> {
+        slots[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..slots.len())
+            .map(|i| {
+                let take = &take;
+                std::thread::Builder::new()
+                    .name("sg-flows".into())
+                    .spawn_scoped(s, move || take(i).map(f))
+                    .ok()
+            })
+            .collect();
+        let mut out = Vec::with_capacity(slots.len());
+        out.extend(take(0).map(f));
+        for (i, h) in handles.into_iter().enumerate() {
+            let r = match h.map(|h| h.join()) {
+                Some(Ok(r)) => r,
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => take(i + 1).map(f),
+            };
+            out.extend(r);
+        }
+        out
+    })
 }
 
 /// Phase 1 for a slice of the batch. Independent lookups back to back, a
