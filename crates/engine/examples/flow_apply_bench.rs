@@ -503,8 +503,10 @@ fn main() {
     out.shrink_to_fit();
     let full_delta = live() - before_full;
     let mut full_ok = 0;
+    let mut full_profile_bytes = 0usize;
     for k in 0..full_n {
         let p = engine.traffic(imsi(first_new + k)).unwrap();
+        full_profile_bytes += p.heap_bytes();
         if p.windows().len() == 24
             && p.top_destinations().len() == 16
             && p.recent_flows().count() == 32
@@ -557,8 +559,12 @@ fn main() {
     );
     println!(
         "  full profile (24 windows, 16 top, 32 flows, 64 violations): {:.0} B/device measured, {} B bound ({full_ok}/{full_n} full)",
-        full_delta as f64 / full_n as f64,
+        full_profile_bytes as f64 / full_n as f64,
         TrafficProfile::MAX_HEAP_BYTES
+    );
+    println!(
+        "  heap growth while filling them:  {:.0} B/device (the profiles, the flow detection state, and engine-wide buffers)",
+        full_delta as f64 / full_n as f64,
     );
     println!(
         "  size_of: Device {} B, TrafficProfile {} B; address table {} entries",
