@@ -255,6 +255,24 @@ fn attribute_into(ips: &IpTable, flows: &[FlowRecord], found: &mut [Found], slac
     }
 }
 
+/// Where the detectors of phase 2 put flow `idx`'s findings: tagged with
+/// `seg`, and counted.
+fn tagger<'a>(
+    outputs: &'a mut Vec<Tagged>,
+    findings: &'a mut u64,
+    idx: u32,
+    seg: Seg,
+) -> impl FnMut(crate::Finding) + 'a {
+    move |f| {
+        *findings += 1;
+        outputs.push(Tagged {
+            idx,
+            seg,
+            out: Output::Finding(Box::new(f)),
+        });
+    }
+}
+
 /// Moves flow `idx`'s outputs of `seg` to the sink (findings get their ids).
 fn drain(
     outputs: &mut std::iter::Peekable<std::vec::IntoIter<Tagged>>,
@@ -354,18 +372,9 @@ impl Shared<'_> {
                 prov.map(|(_, g)| syms.resolve(g).to_string()),
             )
         };
-        let outputs = &mut work.outputs;
-        let mut findings = 0;
         let local = self.detect.on_flow_device(
             &self.options.detect,
-            &mut |fd| {
-                findings += 1;
-                outputs.push(Tagged {
-                    idx,
-                    seg: Seg::Detect,
-                    out: Output::Finding(Box::new(fd)),
-                });
-            },
+            &mut tagger(&mut work.outputs, &mut work.findings, idx, Seg::Detect),
             dev.imsi,
             st,
             profile,
@@ -375,7 +384,6 @@ impl Shared<'_> {
             direction,
             time,
         );
-        work.findings += findings;
         let Some((tenant, group)) = prov else {
             return; // unprovisioned: no group, no policy
         };
@@ -424,18 +432,9 @@ impl Shared<'_> {
             tenant: Some(self.syms.resolve(tenant)),
             group: Some(&gp.group),
         };
-        let outputs = &mut work.outputs;
-        let mut findings = 0;
         self.detect.on_violation(
             &self.options.detect,
-            &mut |fd| {
-                findings += 1;
-                outputs.push(Tagged {
-                    idx,
-                    seg: Seg::Policy,
-                    out: Output::Finding(Box::new(fd)),
-                });
-            },
+            &mut tagger(&mut work.outputs, &mut work.findings, idx, Seg::Policy),
             dev.imsi,
             st,
             group,
@@ -445,6 +444,5 @@ impl Shared<'_> {
             verdict.rule,
             time,
         );
-        work.findings += findings;
     }
 }
