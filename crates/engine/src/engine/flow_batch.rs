@@ -102,19 +102,15 @@ impl Engine {
             1
         };
 
-        // Phase 1, in slices of the batch when there are several workers.
+        // Phase 1, a slice of the batch per worker.
         let slack = self.options.flows.attribution_slack_ms;
         let mut found = std::mem::take(&mut self.found_scratch);
         found.clear();
         found.resize(flows.len(), None);
-        if workers == 1 {
-            attribute_into(&self.ips, flows, &mut found, slack);
-        } else {
-            let ips = &self.ips;
-            let per = flows.len().div_ceil(workers);
-            let slices: Vec<_> = flows.chunks(per).zip(found.chunks_mut(per)).collect();
-            fork(slices, |(f, a)| attribute_into(ips, f, a, slack));
-        }
+        let ips = &self.ips;
+        let per = flows.len().div_ceil(workers).max(1);
+        let slices: Vec<_> = flows.chunks(per).zip(found.chunks_mut(per)).collect();
+        fork(slices, |(f, a)| attribute_into(ips, f, a, slack));
 
         // Phase 2.
         let shared = Shared {
@@ -130,11 +126,7 @@ impl Engine {
         for (p, part) in self.parts.iter_mut().enumerate() {
             buckets[p % workers].push((p, part));
         }
-        let work: Vec<DeviceWork> = if workers == 1 {
-            buckets.into_iter().map(|b| shared.run(b)).collect()
-        } else {
-            fork(buckets, |b| shared.run(b))
-        };
+        let work = fork(buckets, |b| shared.run(b));
 
         // Phase 3.
         let mut findings = 0;
@@ -199,8 +191,8 @@ impl Engine {
     }
 }
 
-/// Runs `f` on each item, the first on this thread and each other on a
-/// scoped thread of its own (or on this thread, if one cannot be started:
+/// Runs `f` on each item, the first on this thread (so one item starts no
+/// thread) and each other on a scoped thread of its own (or on this thread, if one cannot be started:
 /// a batch is never lost to a thread limit); the results in item order. A
 /// panic in a thread is raised again here.
 fn fork<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
@@ -212,7 +204,8 @@ fn fork<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
         .collect();
     // `take` cannot panic while it holds a lock, so no lock is poisoned.
     let take = |i: usize| -> Option<T> {
-        slots[i]
+        slots
+            .get(i)?
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
