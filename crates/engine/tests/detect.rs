@@ -840,11 +840,10 @@ fn new_destination_after_the_learning_day_and_known_ones_are_fine() {
     assert!(kinds_of(&out, 2).is_empty(), "{:?}", kinds_of(&out, 2));
 }
 
-#[test]
-fn policy_violations_become_one_finding_per_cooldown() {
-    let mut ev = two_online(DeclaredProfile::default());
-    ev.push(Event::SetPolicy {
-        group: "g".into(),
+/// Group `group`'s policy: 100.64.0.0/16 only, everything else denied.
+fn only_100_64(group: &str) -> Event {
+    Event::SetPolicy {
+        group: group.into(),
         policy: FirewallPolicy {
             default_action: PolicyAction::Deny,
             rules: vec![PolicyRule {
@@ -855,7 +854,13 @@ fn policy_violations_become_one_finding_per_cooldown() {
                 ports: Vec::new(),
             }],
         },
-    });
+    }
+}
+
+#[test]
+fn policy_violations_become_one_finding_per_cooldown() {
+    let mut ev = two_online(DeclaredProfile::default());
+    ev.push(only_100_64("g"));
     let ok = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
     let bad = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
     ev.push(batch(
@@ -1819,19 +1824,7 @@ fn flow_workers_change_nothing() {
         ev.push(provision(n, if n % 2 == 0 { "g" } else { "h" }));
         ev.push(Rec::new(n, AcctStatus::Start, &format!("s{n}"), T0).ev());
     }
-    ev.push(Event::SetPolicy {
-        group: "h".into(),
-        policy: FirewallPolicy {
-            default_action: PolicyAction::Deny,
-            rules: vec![PolicyRule {
-                action: PolicyAction::Allow,
-                direction: PolicyDirection::Both,
-                cidr: "100.64.0.0/16".parse().unwrap(),
-                proto: None,
-                ports: Vec::new(),
-            }],
-        },
-    });
+    ev.push(only_100_64("h"));
     let head_end = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
     let ntp = IpAddr::V4(Ipv4Addr::new(100, 64, 0, 123));
     let mut x = 0x2545_f491_4f6c_dd1du64;
