@@ -607,6 +607,29 @@ fn me(n: u64) -> IpAddr {
     IpAddr::V4(dev_ip(n))
 }
 
+/// Devices 1..=`devices`, each one completed TCP session of `bytes` to
+/// `remote` port 443 every hour for `hours` hours from T0: what their group
+/// learns as normal.
+fn hourly_sessions(devices: u64, remote: IpAddr, hours: i64, bytes: u64) -> Vec<Event> {
+    (0..hours)
+        .flat_map(|h| {
+            (1..=devices).map(move |n| {
+                batch(vec![flow(
+                    T0 + h * HOUR + n as i64,
+                    me(n),
+                    40_000,
+                    remote,
+                    443,
+                    6,
+                    0x1b,
+                    bytes,
+                    8,
+                )])
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn mirai_scanning_is_found_within_a_second_and_busy_normal_traffic_is_not() {
     let mut ev = two_online(DeclaredProfile::default());
@@ -788,21 +811,7 @@ fn new_destination_after_the_learning_day_and_known_ones_are_fine() {
     let head_end = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
     let ntp_new = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 123));
     let drop = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
-    for h in 0..30 {
-        for n in 1..=2 {
-            ev.push(batch(vec![flow(
-                T0 + h * HOUR + n as i64,
-                me(n),
-                40_000,
-                head_end,
-                443,
-                6,
-                0x1b,
-                6_000,
-                8,
-            )]));
-        }
-    }
+    ev.extend(hourly_sessions(2, head_end, 30, 6_000));
     // Day 2: device 1 uploads 2 MB to a destination the group never used.
     ev.push(batch(vec![flow(
         T0 + 30 * HOUR,
@@ -1102,21 +1111,7 @@ fn beaconing_to_a_never_seen_destination_and_retries_to_a_known_one() {
     let mut ev = two_online(DeclaredProfile::default());
     let known = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
     let torii = IpAddr::V4(Ipv4Addr::new(66, 85, 157, 90));
-    for h in 0..26 {
-        for n in 1..=2 {
-            ev.push(batch(vec![flow(
-                T0 + h * HOUR + n as i64,
-                me(n),
-                40_000,
-                known,
-                443,
-                6,
-                0x1b,
-                2_000,
-                8,
-            )]));
-        }
-    }
+    ev.extend(hourly_sessions(2, known, 26, 2_000));
     // Day 2: device 1 retries a SYN to a new host every 2 minutes (Torii's C&C);
     // device 2 retries its known head-end the same way.
     let onset = T0 + 26 * HOUR;
@@ -1163,21 +1158,7 @@ fn cloud_service_fleet() -> (Vec<Event>, i64) {
         ev.push(Rec::new(n, AcctStatus::Start, &format!("s{n}"), T0).ev());
     }
     let head_end = IpAddr::V4(Ipv4Addr::new(100, 64, 10, 20));
-    for h in 0..26 {
-        for n in 1..=4 {
-            ev.push(batch(vec![flow(
-                T0 + h * HOUR + n as i64,
-                me(n),
-                40_000,
-                head_end,
-                443,
-                6,
-                0x1b,
-                6_000,
-                8,
-            )]));
-        }
-    }
+    ev.extend(hourly_sessions(4, head_end, 26, 6_000));
     let day2 = T0 + 26 * HOUR;
     for (i, a) in [[52, 94, 228, 52], [52, 94, 232, 206], [13, 32, 118, 129]]
         .into_iter()
