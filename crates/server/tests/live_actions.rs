@@ -4,28 +4,25 @@
 //! event and then its `action_result` reach the stream of the device's
 //! tenant, and nothing of it reaches another tenant's stream.
 
-use simguard_server::config::Config;
-use simguard_server::{Server, StartOptions};
-use simguard_testkit::{have_freeradius, radclient_acct, Nas};
+mod flows_support;
 
+use flows_support::{config_ticking, start_with, Api};
 use serde_json::{json, Value};
+use simguard_server::config::Config;
+use simguard_testkit::{have_freeradius, radclient_acct, Nas};
 use std::path::Path;
 use std::time::Duration;
 
 const SECRET: &str = "live-actions-secret";
-const ADMIN: &str = "live-actions-admin";
 const A_DEV: &str = "901700000000301";
 const B_DEV: &str = "901700000000401";
 
+/// The NAS (FreeRADIUS on `port`) as the only RADIUS client; no ticks.
 fn config(dir: &Path, port: u16) -> Config {
-    let toml = format!(
-        r#"
-data_dir = "{}"
-[http]
-bind = "127.0.0.1:0"
-[radius]
-accounting_bind = "127.0.0.1:0"
-auth_bind = "127.0.0.1:0"
+    config_ticking(
+        dir,
+        &format!(
+            r#"
 [radius.coa]
 source = "127.0.0.1:0"
 [[radius.clients]]
@@ -33,37 +30,10 @@ name = "pgw-fr"
 address = "127.0.0.1/32"
 secret = "{SECRET}"
 coa_port = {port}
-[flows]
-ipfix_bind = "127.0.0.1:0"
-netflow_bind = "127.0.0.1:0"
-[engine]
-tick_ms = 0
-"#,
-        dir.display()
-    );
-    Config::from_toml(&toml, "test", std::iter::empty()).unwrap()
-}
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or_default();
-        assert!(status.is_success(), "{path}: {status}: {v}");
-        v
-    }
+"#
+        ),
+        0,
+    )
 }
 
 /// One subscriber's stream, parsed into (event, data) as chunks arrive.
@@ -75,8 +45,7 @@ struct Stream {
 
 impl Stream {
     async fn open(api: &Api, token: &str) -> Stream {
-        let resp = api
-            .http
+        let resp = reqwest::Client::new()
             .get(format!("{}/api/v1/events", api.base))
             .bearer_auth(token)
             .send()
@@ -157,43 +126,33 @@ async fn a_block_and_the_nas_answer_reach_only_the_tenant_stream() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        config(dir.path(), nas.port),
-        StartOptions {
-            admin_token: Some(ADMIN.into()),
-        },
-    )
-    .await
-    .unwrap();
-    let api = Api {
-        base: format!("http://{}", server.http_addr),
-        http: reqwest::Client::new(),
-    };
+    let server = start_with(config(dir.path(), nas.port)).await;
+    let api = Api::new(server.http_addr);
     let mut keys = Vec::new();
     for (t, dev) in [("acme", A_DEV), ("globex", B_DEV)] {
-        api.call(
+        api.write(
             reqwest::Method::PUT,
             &format!("/api/v1/tenants/{t}"),
-            json!({"name": t}),
+            &json!({"name": t}),
         )
         .await;
-        api.call(
+        api.write(
             reqwest::Method::PUT,
             &format!("/api/v1/groups/{t}-meters"),
-            json!({"tenant": t}),
+            &json!({"tenant": t}),
         )
         .await;
-        api.call(
+        api.write(
             reqwest::Method::POST,
             "/api/v1/devices",
-            json!({"devices": [{"imsi": dev, "tenant": t, "group": format!("{t}-meters")}]}),
+            &json!({"devices": [{"imsi": dev, "tenant": t, "group": format!("{t}-meters")}]}),
         )
         .await;
         let key = api
-            .call(
+            .write(
                 reqwest::Method::POST,
                 "/api/v1/apikeys",
-                json!({"name": format!("{t}-viewer"), "role": "viewer", "tenant": t}),
+                &json!({"name": format!("{t}-viewer"), "role": "viewer", "tenant": t}),
             )
             .await;
         keys.push(key["token"].as_str().unwrap().to_string());
@@ -205,10 +164,10 @@ async fn a_block_and_the_nas_answer_reach_only_the_tenant_stream() {
 
     // A person blocks A's device: sent to the NAS (a Disconnect), ACKed.
     let done = api
-        .call(
+        .write(
             reqwest::Method::POST,
             &format!("/api/v1/devices/{A_DEV}/actions"),
-            json!({"action": "block", "reason": "reported stolen"}),
+            &json!({"action": "block", "reason": "reported stolen"}),
         )
         .await;
     let id = done["action_id"].as_str().unwrap().to_string();
@@ -248,10 +207,10 @@ async fn a_block_and_the_nas_answer_reach_only_the_tenant_stream() {
     // stream shows that action, and never A's action or its answer,
     // although both were committed before it.
     let b_done = api
-        .call(
+        .write(
             reqwest::Method::POST,
             &format!("/api/v1/devices/{B_DEV}/actions"),
-            json!({"action": "block", "reason": "tenant B's own"}),
+            &json!({"action": "block", "reason": "tenant B's own"}),
         )
         .await;
     let b_id = b_done["action_id"].as_str().unwrap().to_string();

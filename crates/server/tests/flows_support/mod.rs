@@ -1,4 +1,5 @@
-//! Helpers of `tests/flows.rs`: an in-process server on ephemeral ports and
+//! Shared by the server tests (first written for `tests/flows.rs`): an
+//! in-process server on ephemeral ports and
 //! its API, radclient sessions, a hand-built IPFIX encoder, a pcap reader,
 //! and the external exporters (softflowd, pmacctd) fed by scapy captures.
 #![allow(dead_code)]
@@ -36,6 +37,13 @@ pub fn config(data_dir: &Path) -> Config {
 
 /// Same, with extra TOML keys for the `[flows]` section.
 pub fn config_with(data_dir: &Path, flows: &str) -> Config {
+    config_ticking(data_dir, flows, 100)
+}
+
+/// Same, with journal ticks every `tick_ms` (0: none). `extra` follows the
+/// `[flows]` keys, so it may also add whole tables (`[radius.coa]`,
+/// `[[radius.clients]]`, `[notify]`, ...).
+pub fn config_ticking(data_dir: &Path, extra: &str, tick_ms: u64) -> Config {
     let toml = format!(
         r#"
 data_dir = "{}"
@@ -47,9 +55,9 @@ auth_bind = "127.0.0.1:0"
 [flows]
 ipfix_bind = "127.0.0.1:0"
 netflow_bind = "127.0.0.1:0"
-{flows}
+{extra}
 [engine]
-tick_ms = 100
+tick_ms = {tick_ms}
 "#,
         data_dir.display()
     );
@@ -121,6 +129,13 @@ impl Api {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let s = r.status();
         (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A write that must succeed (any 2xx).
+    pub async fn write(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
+        let (s, v) = self.try_send(method.clone(), path, body).await;
+        assert!(s.is_success(), "{method} {path} {body}: {s}: {v}");
+        v
     }
 
     /// A write that must answer 200.
